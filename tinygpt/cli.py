@@ -1,0 +1,46 @@
+"""The `tinygpt` command: one subcommand per module, each with `add_arguments(parser)` and `run(args)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS = {
+    "generate": ("tinygpt.generate", "stream text from a model folder or Hub repo"),
+    "convert-seed": ("tinygpt.convert", "turn a state_dict of the blog series' GPT into a tinygpt folder"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinygpt", description="A tiny character-level GPT for the Hugging Face ecosystem.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(command)
+        command.set_defaults(module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Library chatter (progress bars for loading a 1 MB file) would drown the text we stream.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    args = build_parser().parse_args(argv)
+    try:
+        return importlib.import_module(args.module).run(args)
+    except (ValueError, OSError) as err:  # bad input: one clear line, no traceback
+        print(f"tinygpt {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Turn a `state_dict` saved from the blog series' `GPT` into a tinygpt folder with the same logits.
+
+    torch.save(model.state_dict(), "seed.pt")          # in the series' notebook
+    tinygpt convert-seed seed.pt --data input.txt --out my-model
+
+The seed keeps one `Head` module per attention head, each with its own key/query/value matrices; tinygpt stacks
+them into one `qkv` matrix (see `MultiHeadAttention`). Every size is read off the tensors.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from .configuration_tinygpt import TinyGPTConfig
+from .corpus import read_corpus
+from .modeling_tinygpt import TinyGPTForCausalLM
+from .tokenization import char_tokenizer
+
+# Other names for the same modules, used by many readers' copies of the series (Karpathy's lecture code).
+ALIASES = {
+    "token_embedding_table.": "token_embedding.",
+    "position_embedding_table.": "position_embedding.",
+    "lm_head.": "head.",
+}
+# Prefixes added by wrappers rather than by the model: torch.compile and DistributedDataParallel.
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+class SeedConversionError(ValueError):
+    """The file is not a state_dict of the series' GPT, or does not fit the corpus."""
+
+
+def load_seed_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a seed checkpoint safely (`weights_only=True`) and normalise its key names."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeedConversionError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SeedConversionError(
+            f"{path}: torch.load(weights_only=True) refused it: the file holds pickled Python objects (a whole "
+            "model?), not just tensors. tinygpt never unpickles those, since unpickling can run arbitrary code. "
+            "Save the weights only: torch.save(model.state_dict(), 'seed.pt')"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise SeedConversionError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict):
+        obj = next(iter(obj.values()))  # {"model": state_dict} and similar wrappers
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SeedConversionError(f"{path}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
+    return {_canonical_key(k): v for k, v in obj.items()}
+
+
+def _canonical_key(key: str) -> str:
+    for prefix in WRAPPER_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    for old, new in ALIASES.items():
+        if key.startswith(old):
+            key = new + key[len(old) :]
+    return key
+
+
+def infer_config(state: dict[str, torch.Tensor], **overrides) -> TinyGPTConfig:
+    """Model sizes from tensor shapes: vocab and width from the token embedding, context from the positions."""
+    for key in ("token_embedding.weight", "position_embedding.weight"):
+        if key not in state:
+            raise SeedConversionError(_key_report(state, missing=[key]))
+    vocab_size, n_embd = state["token_embedding.weight"].shape
+    block_size = state["position_embedding.weight"].shape[0]
+    layers = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
+    heads = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.0\.sa\.heads\.(\d+)\.", k))}
+    if not layers or not heads:
+        raise SeedConversionError(_key_report(state, missing=["blocks.0.sa.heads.0.key.weight"]))
+    return TinyGPTConfig(
+        vocab_size=vocab_size, n_embd=n_embd, n_head=len(heads), n_layer=len(layers), block_size=block_size,
+        **overrides,
+    )
+
+
+def seed_to_tinygpt_state_dict(state: dict[str, torch.Tensor], config: TinyGPTConfig) -> dict[str, torch.Tensor]:
+    """Rename the seed's tensors to tinygpt's, stacking each block's per-head key/query/value into `qkv`."""
+    expected = _expected_seed_keys(config)
+    missing = sorted(expected - state.keys())
+    # The causal-mask buffers (`tril`) carry no learned weights; tinygpt computes the mask.
+    unexpected = sorted(k for k in state.keys() - expected if not re.fullmatch(r"blocks\.\d+\.sa\.heads\.\d+\.tril", k))
+    if missing or unexpected:
+        raise SeedConversionError(_key_report(state, missing, unexpected))
+
+    out = {}
+    for key, tensor in state.items():
+        if ".sa.heads." not in key:
+            out[key] = tensor
+    for layer in range(config.n_layer):
+        heads = [f"blocks.{layer}.sa.heads.{h}" for h in range(config.n_head)]
+        out[f"blocks.{layer}.sa.qkv.weight"] = torch.cat(
+            [state[f"{head}.{part}.weight"] for part in ("query", "key", "value") for head in heads], dim=0
+        )
+    return out
+
+
+def _expected_seed_keys(config: TinyGPTConfig) -> set[str]:
+    keys = {"token_embedding.weight", "position_embedding.weight", "ln_f.weight", "ln_f.bias", "head.weight", "head.bias"}
+    for layer in range(config.n_layer):
+        block = f"blocks.{layer}"
+        keys |= {f"{block}.{m}.{p}" for m in ("ln1", "ln2", "sa.proj", "ffwd.net.0", "ffwd.net.2") for p in ("weight", "bias")}
+        keys |= {f"{block}.sa.heads.{h}.{m}.weight" for h in range(config.n_head) for m in ("key", "query", "value")}
+    return keys
+
+
+def _key_report(state, missing=(), unexpected=()) -> str:
+    def show(keys):
+        keys = list(keys)
+        return ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+
+    parts = ["this is not a state_dict of the blog series' GPT"]
+    if missing:
+        parts.append(f"missing keys: {show(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {show(unexpected)}")
+    parts.append(f"it has: {show(sorted(state))}")
+    return "; ".join(parts)
+
+
+def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_embd", dropout: float = 0.0):
+    """Write a tinygpt folder (model + tokenizer) for a seed checkpoint and the corpus it was trained on."""
+    state = load_seed_state_dict(state_dict_path)
+    config = infer_config(state, attn_scale=attn_scale, dropout=dropout)
+    text = read_corpus(corpus_path)
+    tokenizer = char_tokenizer(text)
+    if len(tokenizer) != config.vocab_size:
+        raise SeedConversionError(
+            f"{corpus_path} has {len(tokenizer)} distinct characters but the checkpoint's vocabulary has "
+            f"{config.vocab_size}: give the exact text the model was trained on (ids are its sorted characters)"
+        )
+    weights = seed_to_tinygpt_state_dict(state, config)
+    model = TinyGPTForCausalLM(config)
+    for key, tensor in weights.items():
+        expected = model.state_dict()[key].shape
+        if tensor.shape != expected:
+            raise SeedConversionError(f"tensor {key} has shape {tuple(tensor.shape)}, expected {tuple(expected)}")
+    model.load_state_dict(weights, strict=True)
+    model.eval()
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return model, tokenizer
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("state_dict", metavar="STATE_DICT", help="file written by torch.save(model.state_dict(), ...)")
+    parser.add_argument("--data", required=True, metavar="CORPUS", help="the text the model was trained on")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the tinygpt model into")
+    parser.add_argument(
+        "--attn-scale", default="n_embd", choices=("n_embd", "head_size"),
+        help="the series divides attention scores by sqrt(n_embd) (default); copies that use k.shape[-1] need head_size",
+    )
+
+
+def run(args) -> int:
+    model, tokenizer = convert_seed(args.state_dict, args.data, args.out, attn_scale=args.attn_scale)
+    c = model.config
+    print(
+        f"wrote {args.out}: {sum(p.numel() for p in model.parameters()):,} parameters, n_layer={c.n_layer}, "
+        f"n_head={c.n_head}, n_embd={c.n_embd}, block_size={c.block_size}, vocab_size={c.vocab_size}"
+    )
+    return 0

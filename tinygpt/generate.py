@@ -1,0 +1,85 @@
+"""`tinygpt generate MODEL`: stream text from a model to the terminal, one character at a time."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from .device import DEVICE_CHOICES, resolve_device
+from .loading import load_pretrained
+
+
+class CharStreamer(BaseStreamer):
+    """Writes each new character as soon as it is sampled (transformers' TextStreamer waits for whole words)."""
+
+    def __init__(self, tokenizer, out=None, skip_prompt: bool = True):
+        self.tokenizer = tokenizer
+        self.out = out if out is not None else sys.stdout
+        self.skip_prompt = skip_prompt
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.skip_prompt and not self._prompt_seen:  # generate() first hands over the prompt
+            self._prompt_seen = True
+            return
+        self.out.write(self.tokenizer.decode(value.reshape(-1).tolist()))
+        self.out.flush()
+
+    def end(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+def generation_kwargs(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> dict:
+    """generate() options for the usual knobs: temperature 0 means greedy, top_k 0 and top_p 1 mean off."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
+    if temperature == 0:
+        return {"max_new_tokens": max_new_tokens, "do_sample": False}
+    return {
+        "max_new_tokens": max_new_tokens, "do_sample": True, "temperature": temperature,
+        "top_k": top_k or None, "top_p": top_p,
+    }
+
+
+def encode_prompt(tokenizer, prompt: str, device) -> torch.Tensor:
+    """The prompt's ids; an empty prompt starts from id 0, like the seed's `torch.zeros((1, 1))`."""
+    if prompt == "":
+        return torch.zeros((1, 1), dtype=torch.long, device=device)
+    tokenizer.check_characters(prompt)
+    return tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a tinygpt folder or a Hub repo id (user/name)")
+    parser.add_argument("--prompt", default="", help="text to continue (default: start from the first character)")
+    parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default 500)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy; higher = more adventurous")
+    parser.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = off)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1 = off)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable samples")
+    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    parser.add_argument("--device", default="cpu", choices=DEVICE_CHOICES)
+
+
+def run(args) -> int:
+    kwargs = generation_kwargs(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    device = resolve_device(args.device)
+    model, tokenizer = load_pretrained(args.model, revision=args.revision, device=device)
+    input_ids = encode_prompt(tokenizer, args.prompt, device)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    sys.stdout.write(args.prompt)
+    with torch.inference_mode():
+        model.generate(
+            input_ids, attention_mask=torch.ones_like(input_ids), streamer=CharStreamer(tokenizer), **kwargs
+        )
+    return 0

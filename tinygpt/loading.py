@@ -1,0 +1,105 @@
+"""Loading a tinygpt model + tokenizer from a folder or a Hub repo, with errors that say what is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .configuration_tinygpt import TinyGPTConfig
+from .modeling_tinygpt import TinyGPTForCausalLM
+from .tokenization import CharTokenizer
+
+WEIGHTS_NAME = "model.safetensors"
+# What a model needs from a Hub repo; optimizer state and plots stay on the Hub.
+MODEL_FILES = ["*.json", "*.safetensors", "*.py"]
+
+
+class ModelLoadError(ValueError):
+    """A folder or repo that is not a loadable tinygpt model."""
+
+
+def resolve_model_dir(name_or_path: str, revision: str | None = None) -> Path:
+    """A local folder as is; anything else is a Hub repo id, downloaded (or taken from the cache)."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{name_or_path}: is a file; give the model folder (the one with config.json)")
+        return path
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path:
+        raise ModelLoadError(f"{name_or_path}: no such folder")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return Path(snapshot_download(name_or_path, revision=revision, allow_patterns=MODEL_FILES))
+    except HFValidationError:
+        raise ModelLoadError(f"{name_or_path}: no such folder, and not a valid Hub repo id (user/name)") from None
+    except RevisionNotFoundError:
+        raise ModelLoadError(f"{name_or_path}: the Hub repo has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(
+            f"{name_or_path}: no such folder, and no such Hub repo (or it is private: log in with `hf auth login` "
+            "or set HF_TOKEN)"
+        ) from None
+    except (HfHubHTTPError, OSError) as err:
+        raise ModelLoadError(f"{name_or_path}: could not download it from the Hub: {_first_line(err)}") from None
+
+
+def check_model_dir(model_dir: Path) -> TinyGPTConfig:
+    """Validate a folder before transformers sees it: config, weights file, tensor names and shapes."""
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"{model_dir}: no config.json, so this is not a saved model folder")
+    try:
+        config_dict = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{config_file}: not valid JSON ({err})") from None
+    if config_dict.get("model_type") != TinyGPTConfig.model_type:
+        raise ModelLoadError(
+            f"{model_dir}: config.json says model_type={config_dict.get('model_type')!r}, not a tinygpt model"
+        )
+    config = TinyGPTConfig.from_pretrained(model_dir)
+    weights = model_dir / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_NAME}; the weights were not saved or not downloaded")
+    try:
+        with safe_open(weights, framework="pt") as f:
+            shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{weights}: corrupt or truncated safetensors file ({err}); save or download it again") from None
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in TinyGPTForCausalLM(config).state_dict().items()}
+    for key, shape in expected.items():
+        if key not in shapes:
+            raise ModelLoadError(f"{weights}: tensor {key} is missing")
+        if shapes[key] != shape:
+            raise ModelLoadError(
+                f"{weights}: tensor {key} has shape {shapes[key]} but config.json needs {shape} "
+                f"(n_embd={config.n_embd}, n_layer={config.n_layer}, block_size={config.block_size}, "
+                f"vocab_size={config.vocab_size}); the weights and config.json come from different models"
+            )
+    return config
+
+
+def load_pretrained(name_or_path: str, revision: str | None = None, device: str | torch.device = "cpu"):
+    """(model in eval mode, tokenizer) from a tinygpt folder or Hub repo id."""
+    model_dir = resolve_model_dir(str(name_or_path), revision)
+    config = check_model_dir(model_dir)
+    if not (model_dir / "tokenizer.json").is_file():
+        raise ModelLoadError(f"{model_dir}: no tokenizer.json; save the tokenizer next to the model")
+    model = TinyGPTForCausalLM.from_pretrained(model_dir, config=config).to(device).eval()
+    tokenizer = CharTokenizer.from_pretrained(model_dir)
+    if len(tokenizer) != config.vocab_size:
+        raise ModelLoadError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} characters but the model's vocab_size is "
+            f"{config.vocab_size}; they were not saved together"
+        )
+    return model, tokenizer
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
