@@ -1,0 +1,68 @@
+"""Shared test setup: a quiet, offline environment and small tinygpt models to test against."""
+
+import os
+
+# Before anything imports gradio or huggingface_hub: no telemetry, no network, no prompts.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n"
+)
+
+
+@pytest.fixture(scope="session")
+def small_text():
+    """A small corpus with spaces, newlines and punctuation (its sorted characters are the vocabulary)."""
+    return TEXT
+
+
+@pytest.fixture(scope="session")
+def tokenizer(small_text):
+    from tinygpt import char_tokenizer
+
+    return char_tokenizer(small_text)
+
+
+def make_model(vocab_size, seed=0, **overrides):
+    """A small TinyGPT with random (but seeded) weights, in eval mode."""
+    from tinygpt import TinyGPTConfig, TinyGPTForCausalLM
+
+    settings = dict(vocab_size=vocab_size, n_embd=32, n_head=4, n_layer=2, block_size=16)
+    settings.update(overrides)
+    torch.manual_seed(seed)
+    return TinyGPTForCausalLM(TinyGPTConfig(**settings)).eval()
+
+
+@pytest.fixture
+def model(tokenizer):
+    return make_model(len(tokenizer))
+
+
+@pytest.fixture
+def model_dir(tmp_path, model, tokenizer):
+    """A saved tinygpt folder (model + tokenizer), as train.py or convert-seed would leave it."""
+    path = tmp_path / "model"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+
+@pytest.fixture
+def hub_server(tmp_path):
+    """A local Hugging Face Hub (tests/hub_server.py) on a free port, empty, stopped after the test.
+
+    Point the real client at it with `HfApi(endpoint=hub_server.url)` / `hf_hub_download(..., endpoint=...)`,
+    or with HF_ENDPOINT=hub_server.url in a subprocess (huggingface_hub reads HF_ENDPOINT at import time).
+    """
+    from hub_server import HubServer  # tests/ is on sys.path (pytest's default "prepend" import mode)
+
+    with HubServer(tmp_path / "hub_server") as server:
+        yield server

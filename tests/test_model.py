@@ -1,0 +1,288 @@
+"""TinyGPTForCausalLM against the blog's own classes, and against the transformers contract."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_model
+from seed_gpt import build_seed_gpt
+from transformers import (
+    AutoModelForCausalLM,
+    DynamicCache,
+    Trainer,
+    TrainingArguments,
+    pipeline,
+)
+
+from tinygpt import TinyGPTConfig, TinyGPTForCausalLM
+from tinygpt.convert import infer_config, seed_to_tinygpt_state_dict
+
+SEED_SHAPES = {
+    "seed": dict(vocab=65, embd=64, heads=4, layers=2, block=32),
+    "other": dict(vocab=40, embd=48, heads=3, layers=3, block=20),
+}
+
+
+def seed_and_tinygpt(shape="seed", seed=0, attn_implementation="sdpa"):
+    """The blog's GPT with random weights, and a TinyGPT holding the same weights."""
+    torch.manual_seed(seed)
+    seed_model = build_seed_gpt(**SEED_SHAPES[shape]).eval()
+    state = seed_model.state_dict()
+    config = infer_config(state)
+    config._attn_implementation = attn_implementation
+    ours = TinyGPTForCausalLM(config).eval()
+    ours.load_state_dict(seed_to_tinygpt_state_dict(state, config))
+    return seed_model, ours
+
+
+def seed_greedy_loop(seed_model, idx, max_new_tokens, block_size):
+    """The seed's generate(), with argmax instead of sampling: crop to block_size and rerun, every step."""
+    for _ in range(max_new_tokens):
+        logits, _ = seed_model(idx[:, -block_size:])
+        idx = torch.cat((idx, logits[:, -1, :].argmax(-1, keepdim=True)), dim=1)
+    return idx
+
+
+# ---------------------------------------------------------------- the same function as the seed
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("shape", list(SEED_SHAPES))
+def test_logits_and_loss_match_the_seed_classes(shape, attn_implementation):
+    seed_model, ours = seed_and_tinygpt(shape, attn_implementation=attn_implementation)
+    s = SEED_SHAPES[shape]
+    x = torch.randint(0, s["vocab"], (4, s["block"]))
+    y = torch.randint(0, s["vocab"], (4, s["block"]))
+    with torch.no_grad():
+        ref_logits, ref_loss = seed_model(x, y)
+        out = ours(x, shift_labels=y)  # the seed's (x, y) pairs: every position scored against y
+    assert (out.logits - ref_logits.view_as(out.logits)).abs().max() < 1e-5
+    assert abs(out.loss.item() - ref_loss.item()) < 1e-5
+    with torch.no_grad():  # shorter inputs use the first T position embeddings, as in the seed
+        short = ours(x[:, :5]).logits
+    assert (short - seed_model(x[:, :5])[0].view_as(short)).abs().max() < 1e-5
+
+
+def test_labels_are_shifted_inside_the_model(model):
+    x = torch.randint(0, model.config.vocab_size, (3, 12))
+    out = model(x, labels=x)
+    expected = F.cross_entropy(out.logits[:, :-1].reshape(-1, out.logits.shape[-1]), x[:, 1:].reshape(-1))
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+    masked = x.clone()
+    masked[:, :6] = -100  # ignored positions
+    out_masked = model(x, labels=masked)
+    expected_masked = F.cross_entropy(out.logits[:, 5:-1].reshape(-1, out.logits.shape[-1]), x[:, 6:].reshape(-1))
+    assert torch.allclose(out_masked.loss, expected_masked, atol=1e-6)
+
+
+def test_output_shapes(model):
+    B, T = 2, 7
+    out = model(torch.randint(0, model.config.vocab_size, (B, T)), output_attentions=True, output_hidden_states=True)
+    assert out.logits.shape == (B, T, model.config.vocab_size)
+    assert len(out.attentions) == model.config.n_layer
+    assert out.attentions[0].shape == (B, model.config.n_head, T, T)
+    assert len(out.hidden_states) == model.config.n_layer + 1
+    assert all(h.shape == (B, T, model.config.n_embd) for h in out.hidden_states)
+
+
+def test_attentions_are_the_seeds_causal_softmax_weights(model):
+    x = torch.randint(0, model.config.vocab_size, (2, 10))
+    out = model(x, output_attentions=True, output_hidden_states=True)
+    plain = model(x)
+    assert (out.logits - plain.logits).abs().max() < 1e-5  # explicit path == SDPA path
+    for wei in out.attentions:
+        assert torch.allclose(wei.sum(-1), torch.ones_like(wei.sum(-1)), atol=1e-5)
+        assert wei.triu(diagonal=1).abs().max() == 0  # nothing attends to the future
+    # hidden_states[-1] is after ln_f, so the head applied to it gives the logits
+    assert torch.allclose(model.head(out.hidden_states[-1]), out.logits, atol=1e-5)
+
+
+def test_forward_longer_than_block_size_is_a_clear_error(model):
+    bs = model.config.block_size
+    with pytest.raises(ValueError, match=r"block_size=16.*input_ids\[:, -block_size:\]"):
+        model(torch.zeros((1, bs + 1), dtype=torch.long))
+    cache = DynamicCache(config=model.config)
+    model(torch.zeros((1, bs), dtype=torch.long), cache=cache, use_cache=True)
+    with pytest.raises(ValueError, match="cached"):
+        model(torch.zeros((1, 1), dtype=torch.long), cache=cache, use_cache=True)
+
+
+def test_dropout_is_active_only_in_training():
+    model = make_model(20, dropout=0.5)
+    x = torch.randint(0, 20, (2, 8))
+    model.train()
+    assert not torch.equal(model(x).logits, model(x).logits)
+    model.eval()
+    assert torch.equal(model(x).logits, model(x).logits)
+
+
+def test_initialisation_is_pytorchs_default_like_the_seed():
+    model = make_model(50, n_embd=64)
+    # nn.Embedding's default is N(0, 1) and nn.Linear's is U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+    # transformers' generic init would give N(0, 0.02) everywhere.
+    assert 0.9 < model.token_embedding.weight.std().item() < 1.1
+    bound = 64**-0.5
+    w = model.blocks[0].ffwd.net[0].weight
+    assert w.abs().max().item() <= bound and w.std().item() > 0.5 * bound / 3**0.5
+    assert torch.equal(model.ln_f.weight, torch.ones(64))
+
+
+# ---------------------------------------------------------------- save / load
+
+
+def test_save_pretrained_round_trip(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py"} <= names
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
+    import json
+
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_tinygpt.TinyGPTConfig",
+        "AutoModelForCausalLM": "modeling_tinygpt.TinyGPTForCausalLM",
+    }
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert isinstance(loaded, TinyGPTForCausalLM)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), f"{name} changed on load (re-initialised?)"
+    # the copied code imports only torch, transformers and each other
+    for code in ("configuration_tinygpt.py", "modeling_tinygpt.py"):
+        imports = [l for l in (tmp_path / code).read_text().splitlines() if l.startswith(("import ", "from "))]
+        assert all(l.split()[1].split(".")[0] in {"torch", "transformers", "huggingface_hub", "math", ""} or l.startswith("from .") for l in imports), imports
+
+
+# ---------------------------------------------------------------- generation
+
+
+@pytest.mark.parametrize("shape", list(SEED_SHAPES))
+def test_greedy_generation_equals_the_seeds_crop_and_rerun_loop(shape):
+    seed_model, ours = seed_and_tinygpt(shape, seed=3)
+    block = SEED_SHAPES[shape]["block"]
+    prompt = torch.randint(0, SEED_SHAPES[shape]["vocab"], (1, 5))
+    new = 3 * block  # well past block_size, where the window slides
+    reference = seed_greedy_loop(seed_model, prompt, new, block)
+    with torch.no_grad():
+        cached = ours.generate(prompt, max_new_tokens=new, do_sample=False, use_cache=True)
+        uncached = ours.generate(prompt, max_new_tokens=new, do_sample=False, use_cache=False)
+    assert cached.tolist() == reference.tolist()
+    assert uncached.tolist() == reference.tolist()
+
+
+def test_a_prompt_longer_than_block_size_is_cropped_like_the_seed():
+    seed_model, ours = seed_and_tinygpt("other", seed=4)
+    prompt = torch.randint(0, 40, (1, 50))  # block_size is 20
+    reference = seed_greedy_loop(seed_model, prompt, 25, 20)
+    assert ours.generate(prompt, max_new_tokens=25, do_sample=False).tolist() == reference.tolist()
+
+
+def test_left_padded_batch_gives_each_prompts_own_text(model, tokenizer):
+    prompts = ["Speak", "First Citizen:\nYou", "All"]
+    new = 2 * model.config.block_size  # crosses the window boundary at different steps per row
+    alone = [
+        tokenizer.decode(model.generate(**tokenizer(p, return_tensors="pt"), max_new_tokens=new, do_sample=False)[0])
+        for p in prompts
+    ]
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")
+    assert batch["attention_mask"].min() == 0  # really padded
+    for use_cache in (True, False):
+        out = model.generate(**batch, max_new_tokens=new, do_sample=False, use_cache=use_cache)
+        pads = (batch["attention_mask"] == 0).sum(1)
+        texts = [tokenizer.decode(row[p:]) for row, p in zip(out, pads)]
+        assert texts == alone
+
+
+def test_direct_forward_with_left_padding_matches_unpadded(model, tokenizer):
+    ids = tokenizer("Speak, speak", return_tensors="pt")["input_ids"]
+    padded = torch.cat([torch.zeros((1, 3), dtype=torch.long), ids], dim=1)
+    mask = torch.cat([torch.zeros((1, 3), dtype=torch.long), torch.ones_like(ids)], dim=1)
+    out = model(padded, attention_mask=mask).logits[:, 3:]
+    assert (out - model(ids).logits).abs().max() < 1e-5
+    assert not out.isnan().any()
+
+
+def test_sampling_is_repeatable_with_a_seed_and_honours_top_k(model):
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    kwargs = dict(max_new_tokens=40, do_sample=True, temperature=0.8, top_k=5, top_p=0.95)
+    torch.manual_seed(11)
+    a = model.generate(prompt, **kwargs)
+    torch.manual_seed(11)
+    b = model.generate(prompt, **kwargs)
+    torch.manual_seed(12)
+    c = model.generate(prompt, **kwargs)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # with top_k=1 sampling is greedy
+    torch.manual_seed(0)
+    assert torch.equal(model.generate(prompt, max_new_tokens=40, do_sample=True, top_k=1),
+                       model.generate(prompt, max_new_tokens=40, do_sample=False))
+
+
+def test_beam_search_returns_sequences_that_agree_with_and_without_cache(model):
+    prompt = torch.randint(0, model.config.vocab_size, (1, 4))
+    kwargs = dict(max_new_tokens=2 * model.config.block_size, num_beams=4, num_return_sequences=3, do_sample=False)
+    cached = model.generate(prompt, use_cache=True, **kwargs)
+    uncached = model.generate(prompt, use_cache=False, **kwargs)
+    assert cached.shape == (3, 4 + kwargs["max_new_tokens"])
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached[:, :4], prompt.expand(3, -1))
+
+
+def test_repetition_penalty_and_num_return_sequences(model):
+    prompt = torch.randint(0, model.config.vocab_size, (1, 4))
+    plain = model.generate(prompt, max_new_tokens=30, do_sample=False)
+    penalised = model.generate(prompt, max_new_tokens=30, do_sample=False, repetition_penalty=5.0)
+    assert not torch.equal(plain, penalised)
+    torch.manual_seed(0)
+    many = model.generate(prompt, max_new_tokens=10, do_sample=True, num_return_sequences=5)
+    assert many.shape == (5, 14) and len({tuple(r) for r in many.tolist()}) > 1
+
+
+def test_text_iterator_streamer_streams_the_generated_text(model, tokenizer):
+    from threading import Thread
+
+    from transformers import TextIteratorStreamer
+
+    inputs = tokenizer("All:", return_tensors="pt")
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
+    thread = Thread(target=model.generate, kwargs=dict(**inputs, max_new_tokens=40, do_sample=False, streamer=streamer))
+    thread.start()
+    streamed = "".join(streamer)
+    thread.join()
+    expected = model.generate(**inputs, max_new_tokens=40, do_sample=False)
+    assert streamed == tokenizer.decode(expected[0, inputs["input_ids"].shape[1]:])
+
+
+def test_text_generation_pipeline(model, tokenizer):
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    result = generator("All:", max_new_tokens=30, do_sample=False)[0]["generated_text"]
+    expected = tokenizer.decode(model.generate(**tokenizer("All:", return_tensors="pt"), max_new_tokens=30, do_sample=False)[0])
+    assert result == expected
+
+
+@pytest.mark.slow
+def test_trainer_can_train_it(tmp_path, tokenizer, small_text):
+    from torch.utils.data import Dataset
+
+    ids = torch.tensor(tokenizer(small_text)["input_ids"])
+    block = 16
+
+    class Chunks(Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            start = (i * 7) % (len(ids) - block)
+            chunk = ids[start : start + block]
+            return {"input_ids": chunk, "labels": chunk}
+
+    model = make_model(len(tokenizer), block_size=block)
+    model.train()
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=8, max_steps=40, learning_rate=3e-3,
+        logging_steps=5, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=Chunks())
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] - 0.5
+    trainer.save_model(str(tmp_path / "saved"))
+    assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path / "saved"), TinyGPTForCausalLM)

@@ -1,0 +1,67 @@
+import pytest
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from tinygpt import CharTokenizer, char_tokenizer
+
+UNICODE_TEXT = "Ça va? Ünïcödé, tabs\tand\r\nCRLF, emoji 🙂 and combining e\u0301 — done.\n"
+
+
+@pytest.mark.parametrize("text", ["hello world", "a\nb\n\nc", UNICODE_TEXT, " ", "\n"])
+def test_ids_are_the_seeds_sorted_characters_and_decode_is_exact(text):
+    tok = char_tokenizer(text)
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = tok(text)["input_ids"]
+    assert ids == [stoi[c] for c in text]  # no BOS/EOS, one id per character
+    assert tok.decode(ids) == text
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert len(tok) == len(chars) == tok.vocab_size
+    assert tok.all_special_ids == []
+
+
+def test_unknown_characters_are_named(small_text):
+    tok = char_tokenizer(small_text)
+    with pytest.raises(ValueError) as err:
+        tok("Hello, zebra €!")
+    message = str(err.value)
+    for unknown in ("'H'", "'b'", "'€'", "'!'"):
+        assert unknown in message
+    with pytest.raises(ValueError, match="'Q'"):
+        tok(["Speak", "Quiet"])  # batches are checked too
+    with pytest.raises(ValueError, match="'Z'"):
+        tok.encode("Zz")
+
+
+def test_empty_text_has_no_vocabulary():
+    with pytest.raises(ValueError, match="empty"):
+        char_tokenizer("")
+
+
+def test_left_padding_uses_an_ordinary_character(small_text):
+    tok = char_tokenizer(small_text)
+    batch = tok(["Sp", "Speak"], padding=True, return_tensors="pt")
+    assert batch["input_ids"].tolist()[0][:3] == [0, 0, 0]  # left-padded with id 0, the first character ("\n")
+    assert batch["attention_mask"].tolist() == [[0, 0, 0, 1, 1], [1, 1, 1, 1, 1]]
+    # the pad character stays a character: real newlines survive skip_special_tokens
+    ids = tok("All:\nSpeak\n")["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == "All:\nSpeak\n"
+    assert len(tok) == len(set(small_text))
+
+
+def test_saved_tokenizer_loads_without_tinygpt_classes(tmp_path, small_text):
+    tok = char_tokenizer(small_text)
+    tok(["a", "All"], padding=True)  # padding state must not leak into tokenizer.json
+    tok.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+
+    plain = PreTrainedTokenizerFast.from_pretrained(tmp_path)  # what a machine without tinygpt gets
+    ids = plain(small_text)["input_ids"]
+    assert ids == tok(small_text)["input_ids"]
+    assert plain.decode(ids, skip_special_tokens=True) == small_text
+    assert len(plain) == len(tok) and plain.all_special_ids == []
+
+    ours = AutoTokenizer.from_pretrained(tmp_path)  # tinygpt is imported here, so Auto gives the checking class
+    assert isinstance(ours, CharTokenizer)
+    assert ours.pad_token_id == 0 and ours.padding_side == "left"
+    with pytest.raises(ValueError, match="'X'"):
+        ours("X")
