@@ -11,6 +11,8 @@ import sys
 COMMANDS = {
     "generate": ("tinygpt.generate", "stream text from a model folder or Hub repo"),
     "convert-seed": ("tinygpt.convert", "turn a state_dict of the blog series' GPT into a tinygpt folder"),
+    "push": ("tinygpt.push", "share a model folder on the Hugging Face Hub, with a fresh model card"),
+    "space": ("tinygpt.space", "make a Gradio Space that runs the demo app on a Hub model"),
 }
 
 

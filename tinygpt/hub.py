@@ -1,0 +1,523 @@
+"""Sharing on the Hugging Face Hub: `tinygpt push` (a model folder -> a model repo with a fresh card) and
+`tinygpt space` (a Gradio Space that runs app.py on a pushed model).
+
+Everything goes through `huggingface_hub`, so `HF_ENDPOINT` says which Hub (the real one, or a compatible server
+such as the tests' local one) and `HF_TOKEN` or `hf auth login` say who is writing. Nothing here touches the
+local folder: the upload is staged in a temporary folder (the files to share plus the refreshed card), so a
+failed push leaves the model folder exactly as it was.
+
+    push_folder("out", "me/tiny-shakespeare")            # what `train.py --push-to-hub` calls
+    create_space("me/tiny-shakespeare-demo", "me/tiny-shakespeare")
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .card import CARD_NAME, TRAINER_STATE_NAME, build_model_card
+from .loading import ModelLoadError, check_model_dir
+
+# Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
+# are code that runs on load. Pushed only with include_training_state=True / --include-training-state.
+TRAINING_STATE_PATTERNS = (
+    "*.pt", "*.pth", "*.bin", "*.pkl", "*.pickle", "*.ckpt",
+    "training_state*", "optimizer*", "scheduler*", "rng_state*",
+)
+# Never pushed: hidden files and folders (.git, .cache/huggingface, editor files) and Python caches.
+SKIPPED_PATTERNS = (".*", "__pycache__", "*.pyc", "*.tmp", "*.lock")
+# What a folder needs so that a repo made from it loads with transformers alone.
+REQUIRED_FILES = ("config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py",
+                  "tokenizer.json")
+
+APP_FILE = "app.py"
+MODEL_ID_VARIABLE = "MODEL_ID"
+# Used when tinygpt's own requirements cannot be read (e.g. running from a source tree that was never installed).
+FALLBACK_REQUIREMENTS = {"torch": "torch>=2.4", "transformers": "transformers<6,>=5.24", "gradio": "gradio>=6.7"}
+SPACE_REQUIREMENTS = ("torch", "transformers", "gradio")
+
+
+class HubError(OSError):
+    """A Hub request failed or was refused. The message says what failed and what to do; local files are untouched."""
+
+
+class NotLoggedInError(HubError):
+    """No token, or the Hub refused it."""
+
+
+class HubUnavailableError(HubError):
+    """The Hub could not be reached or answered with a server error (5xx)."""
+
+
+class InvalidRepoIdError(ValueError):
+    """A repo id the Hub would refuse."""
+
+
+@dataclass
+class PushResult:
+    repo_id: str
+    url: str  # the repo's page
+    revision: str  # the branch that got the commit
+    commit: str  # the commit now at the head of that branch
+    changed: bool  # False when the repo already had exactly these files (no new commit)
+    files: list[str]  # paths pushed (README.md is the refreshed card)
+    left_out: list[str]  # training state, not pushed
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tree_url(self) -> str:
+        return self.url if self.revision == "main" else f"{self.url}/tree/{self.revision}"
+
+
+@dataclass
+class SpaceResult:
+    space_id: str
+    url: str
+    model_id: str
+    files: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pushing a model folder
+# ---------------------------------------------------------------------------------------------------------
+
+
+def push_folder(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    include_training_state: bool = False,
+    *,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> str:
+    """Push a tinygpt folder to the Hub repo `repo_id` (created if needed) and return the repo's URL.
+
+    See `push_model`, which this wraps for `train.py`; its warnings (e.g. --private on an existing public repo)
+    are issued with `warnings.warn`.
+    """
+    result = push_model(model_dir, repo_id, private=private, revision=revision, commit_message=commit_message,
+                        include_training_state=include_training_state, token=token, endpoint=endpoint)
+    for message in result.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return result.url
+
+
+def push_model(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    include_training_state: bool = False,
+    *,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
+    """Upload the loadable part of a tinygpt folder, with a refreshed model card, as one commit.
+
+    The repo is created if it does not exist (`private` applies then); an existing repo gets a new commit (none
+    when nothing changed). `revision` is a branch, created from main if missing. Training state (see
+    `TRAINING_STATE_PATTERNS`) stays local unless `include_training_state`. `repo_id` may leave out the
+    namespace ("tiny" -> "<you>/tiny"). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN / the token of
+    `hf auth login`.
+
+    Raises ValueError (not a tinygpt folder, bad repo id or branch) or HubError (no token, Hub unreachable,
+    refused); the local folder is never modified.
+    """
+    model_dir = Path(model_dir)
+    check_shareable_folder(model_dir)
+    check_repo_id(repo_id)
+    check_branch_name(revision)
+    files, left_out = select_files(model_dir, include_training_state)
+    api = _api(token, endpoint)
+    where = f"the local folder {model_dir} is unchanged"
+    notes = []
+
+    with hub_errors(f"creating the model repo {repo_id}", api.endpoint, where):
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+        repo_id = repo_url.repo_id
+        if private and not api.model_info(repo_id).private:
+            notes.append(f"{repo_id} already exists and is public: --private only applies to a new repo "
+                         "(change its visibility in the repo's settings on the Hub)")
+        branch = revision or "main"
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        head = api.model_info(repo_id, revision=branch).sha
+
+    card = build_model_card(model_dir, repo_id=repo_id, revision=None if branch == "main" else branch)
+    message = commit_message or default_commit_message(model_dir)
+    with tempfile.TemporaryDirectory(prefix="tinygpt-push-") as staging:
+        staging = Path(staging)
+        for name in files:
+            _stage(model_dir / name, staging / name)
+        card.save(staging / CARD_NAME)
+        with hub_errors(f"uploading {model_dir} to {repo_id} (branch {branch})", api.endpoint, where):
+            commit = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=branch,
+                                       commit_message=message, repo_type="model")
+    return PushResult(
+        repo_id=repo_id, url=str(repo_url).rstrip("/"), revision=branch, commit=commit.oid,
+        changed=commit.oid != head, files=sorted({*files, CARD_NAME}), left_out=left_out, warnings=notes,
+    )
+
+
+def check_shareable_folder(model_dir: Path) -> None:
+    """A folder that makes a loadable repo: a valid tinygpt model with its code files and tokenizer."""
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"{model_dir}: no such folder (give the folder that train.py or convert-seed wrote)")
+    check_model_dir(model_dir)  # config model_type, weights file, tensor names and shapes
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"{model_dir}: missing {', '.join(missing)}; a shared tinygpt repo needs them to load without tinygpt "
+            "(save the model and the tokenizer with save_pretrained into this folder)"
+        )
+    auto_map = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("auto_map") or {}
+    if "AutoModelForCausalLM" not in auto_map:
+        raise ModelLoadError(
+            f"{model_dir}: config.json has no auto_map for AutoModelForCausalLM, so the repo would not load "
+            "with trust_remote_code; save it again with tinygpt's save_pretrained (import tinygpt first)"
+        )
+
+
+def select_files(model_dir: Path, include_training_state: bool = False) -> tuple[list[str], list[str]]:
+    """(files to push, training-state files left out): relative POSIX paths, sorted.
+
+    README.md is not listed: the push writes a fresh card. Hidden files and Python caches are skipped.
+    """
+    files, left_out = [], []
+    for path in sorted(model_dir.rglob("*")):
+        relative = path.relative_to(model_dir)
+        if any(_matches(part, SKIPPED_PATTERNS) for part in relative.parts) or not path.is_file():
+            continue
+        name = relative.as_posix()
+        if name == CARD_NAME:
+            continue
+        if _matches(relative.name, TRAINING_STATE_PATTERNS) and not include_training_state:
+            left_out.append(name)
+        else:
+            files.append(name)
+    return files, left_out
+
+
+def default_commit_message(model_dir: Path) -> str:
+    """E.g. "tinygpt: step 5000, val loss 1.4821" for a trained folder."""
+    try:
+        state = json.loads((model_dir / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "Upload tinygpt model"
+    message = f"tinygpt: step {state.get('global_step', 0)}"
+    if isinstance(state.get("best_val_loss"), (int, float)):
+        message += f", val loss {state['best_val_loss']:.4f}"
+    return message
+
+
+def _matches(name: str, patterns) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def _stage(source: Path, target: Path) -> None:
+    """Put a file into the staging folder: a hard link where possible (no copy), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A Gradio Space for a pushed model
+# ---------------------------------------------------------------------------------------------------------
+
+SPACE_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+A Gradio demo of the character-level GPT [{{ model_id }}]({{ model_url }}), made with
+tinygpt's `tinygpt space`. `app.py` is tinygpt's demo app, unchanged: it loads the model
+named by the Space variable `{{ variable }}` (now `{{ model_id }}`) with
+`AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)`, so pointing the Space at another tinygpt
+model is a matter of changing that variable in the Space's settings.
+
+The same app runs locally:
+
+```bash
+pip install -r requirements.txt
+python app.py --model {{ model_id }}
+```
+
+and its API endpoint `/generate` takes `(prompt, max_new_tokens, temperature, top_k, top_p, seed)`.
+
+## Hardware
+
+Which hardware runs this Space is your choice, made on the Hub in the Space's **Settings** (tinygpt does not
+pick or pay for any). The model is tiny, so the free CPU basic hardware is enough.
+"""
+
+
+def create_space(
+    space_id: str,
+    model_id: str,
+    private: bool = False,
+    *,
+    app_file: str | os.PathLike | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> SpaceResult:
+    """Create (or update) the Gradio Space `space_id` that runs tinygpt's app.py on the model repo `model_id`.
+
+    The Space gets app.py unchanged, a requirements.txt (torch, transformers, gradio, with tinygpt's version
+    ranges), a README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title and `models: [model_id]`,
+    and the Space variable MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a
+    warning (push it next), not an error. `app_file` defaults to the app.py of the tinygpt checkout.
+    """
+    check_repo_id(space_id, "Space id")
+    try:
+        check_repo_id(model_id, "model id")
+    except InvalidRepoIdError as err:
+        if Path(model_id).exists():
+            raise InvalidRepoIdError(f"--model {model_id} is a local folder; push it first with "
+                                     f"`tinygpt push {model_id} USER/NAME` and give that repo id") from None
+        raise err
+    app = find_app_file(app_file)
+    app_source = app.read_text(encoding="utf-8")
+    requirements = space_requirements(app_source)
+    api = _api(token, endpoint)
+    notes = []
+    if MODEL_ID_VARIABLE not in app_source:
+        notes.append(f"{app} does not mention {MODEL_ID_VARIABLE}: the Space may not load {model_id}")
+
+    with hub_errors(f"looking up the model {model_id}", api.endpoint):
+        if not api.repo_exists(model_id):
+            notes.append(f"the model repo {model_id} does not exist on {api.endpoint} (or your token cannot see it); "
+                         f"the Space will fail to start until you push it: tinygpt push DIR {model_id}")
+    with hub_errors(f"creating the Space {space_id}", api.endpoint):
+        space_url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        space_id = space_url.repo_id
+
+    card = space_card(space_id, model_id, api.endpoint)
+    with tempfile.TemporaryDirectory(prefix="tinygpt-space-") as staging:
+        staging = Path(staging)
+        shutil.copyfile(app, staging / APP_FILE)  # byte for byte
+        (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        card.save(staging / CARD_NAME)
+        files = sorted(p.name for p in staging.iterdir())
+        with hub_errors(f"uploading the app to the Space {space_id}", api.endpoint):
+            api.upload_folder(repo_id=space_id, repo_type="space", folder_path=staging,
+                              commit_message=f"tinygpt demo of {model_id}")
+            api.add_space_variable(space_id, MODEL_ID_VARIABLE, model_id,
+                                   description="the model repo that app.py loads")
+    return SpaceResult(space_id=space_id, url=str(space_url).rstrip("/"), model_id=model_id, files=files,
+                       warnings=notes)
+
+
+def space_card(space_id: str, model_id: str, endpoint: str):
+    """The Space's README.md: Spaces configuration in the YAML header (SpaceCardData), a short description."""
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    title = space_id.split("/")[-1]
+    card_data = SpaceCardData(
+        title=title,
+        sdk="gradio",
+        sdk_version=_installed_version("gradio"),
+        app_file=APP_FILE,
+        models=[model_id],
+        license="mit",
+        tags=["tinygpt", "character-level", "text-generation"],
+        emoji="📜",
+        colorFrom="indigo",
+        colorTo="gray",
+        pinned=False,
+        short_description=f"Character-level GPT demo: {model_id}"[:60],
+    )
+    return SpaceCard.from_template(card_data, template_str=SPACE_CARD_TEMPLATE, title=title, model_id=model_id,
+                                   model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE)
+
+
+def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
+    """The app.py to upload: the given file, else the one at the root of the tinygpt checkout."""
+    path = Path(app_file) if app_file else Path(__file__).resolve().parent.parent / APP_FILE
+    if not path.is_file():
+        hint = "check the path" if app_file else "install tinygpt from a checkout (pip install -e .) or pass --app PATH"
+        raise FileNotFoundError(f"{path}: no such app file; `tinygpt space` uploads tinygpt's app.py ({hint})")
+    return path
+
+
+def space_requirements(app_source: str) -> list[str]:
+    """requirements.txt lines: torch, transformers and gradio, then every other installed package app.py imports
+    (anywhere in the file: lazy imports count), each with the version range tinygpt itself requires (what the
+    tests run against), else unpinned."""
+    tree = ast.parse(app_source)
+    if "tinygpt" in _module_level_imports(tree):
+        raise ValueError("app.py imports tinygpt, which a Space does not have; it must load the model with "
+                         "transformers alone (AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True))")
+    pinned = _tinygpt_requirements()
+    names = list(SPACE_REQUIREMENTS)
+    from importlib.metadata import packages_distributions
+
+    distributions = packages_distributions()
+    for module in sorted(_all_imports(tree) - set(sys.stdlib_module_names) - {"tinygpt"}):
+        for dist in distributions.get(module, [])[:1]:
+            dist = _canonical(dist)
+            if dist not in names:
+                names.append(dist)
+    return [pinned.get(name, FALLBACK_REQUIREMENTS.get(name, name)) for name in names]
+
+
+def _all_imports(tree: ast.AST) -> set[str]:
+    """Top-level package names of every absolute import in the file."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _module_level_imports(tree: ast.Module) -> set[str]:
+    """Imports that run whenever the file is imported (not inside a function or a try: block)."""
+    return _all_imports(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                                   type_ignores=[]))
+
+
+def _tinygpt_requirements() -> dict[str, str]:
+    """{distribution name: requirement} from the installed tinygpt's metadata (pyproject.toml's dependencies)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        lines = requires("tinygpt") or []
+    except PackageNotFoundError:
+        return dict(FALLBACK_REQUIREMENTS)
+    from packaging.requirements import Requirement
+
+    found = {}
+    for line in lines:
+        requirement = Requirement(line)
+        if requirement.marker is None:  # extras (dev) are not needed on a Space
+            requirement_text = f"{requirement.name}{requirement.specifier}"
+            found[_canonical(requirement.name)] = requirement_text
+    return found or dict(FALLBACK_REQUIREMENTS)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks and errors shared by push and space
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_repo_id(repo_id: str, what: str = "repo id") -> None:
+    """Refuse what the Hub would refuse, before any request: "user/name" or "name", with letters, digits, - _ ."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise InvalidRepoIdError(
+            f"{repo_id!r} is not a valid Hub {what}: use USER/NAME (or NAME for your own namespace) with letters, "
+            "digits, '-', '_' and '.', at most 96 characters each, no '--' or '..'"
+        ) from None
+
+
+def check_branch_name(revision: str | None) -> None:
+    if revision is None:
+        return
+    if not revision or revision != revision.strip() or any(c in revision for c in " ~^:?*[\\") \
+            or revision.startswith(("/", "-", "refs/")) or revision.endswith(("/", ".lock")) or ".." in revision:
+        raise ValueError(f"--revision {revision!r} is not a valid branch name")
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise ValueError(f"--revision {revision} is a commit id; give a branch name (it is created if missing)")
+
+
+def _api(token: str | None, endpoint: str | None):
+    """An HfApi with a token, or a NotLoggedInError saying how to get one (before any request is made)."""
+    from huggingface_hub import HfApi, get_token
+
+    token = token or get_token()
+    if not token:
+        raise NotLoggedInError(
+            "no Hugging Face token found: log in with `hf auth login`, or set HF_TOKEN to a token with write access"
+        )
+    return HfApi(endpoint=endpoint, token=token)
+
+
+@contextmanager
+def hub_errors(action: str, endpoint: str, local_note: str | None = None):
+    """Turn whatever the Hub client raises into one line: what failed, why, and what to do."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    tail = f"; {local_note}" if local_note else ""
+    try:
+        yield
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        detail = _server_message(err)
+        if status == 401:
+            raise NotLoggedInError(
+                f"{action} failed: {endpoint} refused the token (401 Unauthorized{detail}); log in with "
+                f"`hf auth login` or set HF_TOKEN to a valid token with write access{tail}"
+            ) from None
+        if status == 403:
+            raise HubError(f"{action} failed: no write access (403 Forbidden{detail}); use a token with write "
+                           f"access to that namespace{tail}") from None
+        if status is not None and status >= 500:
+            raise HubUnavailableError(f"{action} failed: {endpoint} answered {status}{detail}; the Hub is down or "
+                                      f"overloaded, try again later{tail}") from None
+        raise HubError(f"{action} failed: HTTP {status}{detail}{tail}") from None
+    except OfflineModeIsEnabled:
+        raise HubError(f"{action} failed: HF_HUB_OFFLINE is set; unset it to reach the Hub{tail}") from None
+    except _network_errors() as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HubUnavailableError(f"{action} failed: could not reach the Hub at {endpoint} ({reason}); check the "
+                                  f"network and HF_ENDPOINT{tail}") from None
+
+
+def _server_message(err) -> str:
+    message = err.response.headers.get("X-Error-Message") if err.response is not None else None
+    return f": {message}" if message else ""
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Connection refused, timeouts...: OSError and the HTTP client's own errors (httpx2 in huggingface_hub 2.x,
+    httpx in 1.x)."""
+    types = [OSError]
+    for name in ("httpx2", "httpx"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "HTTPError"):
+            types.append(module.HTTPError)
+    return tuple(types)
+
+
+def quiet_hub_logging() -> None:
+    """For the command line: the client's own warnings ("No files have been modified...") repeat what we print."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
