@@ -1,0 +1,377 @@
+"""app.py through a real server: `python app.py --model DIR --port P` in a subprocess, called with gradio_client.
+
+One server per module (starting one costs a few seconds). Its model is a tiny random-weights tinygpt: good
+for exact comparisons with `model.generate` in this process; "Shakespeare-like text" needs the trained
+checkpoint and is checked where that is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from app_helpers import (
+    APP,
+    REPO,
+    TINY_TEXT,
+    AppServer,
+    app_env,
+    fn_index,
+    load_app_module,
+    make_model_dir,
+    stream_generate,
+)
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "ROMEO:\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("app_model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    # MODEL_ID names a folder that does not exist: the server only comes up if --model wins over it.
+    env = app_env(MODEL_ID=str(model_dir.parent / "not-this-one"))
+    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("app_logs") / "server.log", env=env) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir):
+    """The same model, loaded in this process the way a Space loads it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+    return model, tokenizer
+
+
+def generate(client, prompt=PROMPT, max_new_tokens=40, temperature=0.8, top_k=0, top_p=1.0, seed=0):
+    return client.predict(prompt, max_new_tokens, temperature, top_k, top_p, seed, api_name="/generate")
+
+
+def reference_generate(reference, prompt, max_new_tokens, **kwargs) -> str:
+    model, tokenizer = reference
+    input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens, **kwargs)
+    return prompt + tokenizer.decode(out[0, input_ids.shape[1] :])
+
+
+def test_generate_returns_prompt_plus_continuation(client):
+    text = generate(client, max_new_tokens=50, seed=1)
+    assert text.startswith(PROMPT)
+    assert len(text) == len(PROMPT) + 50
+    assert set(text) <= set(TINY_TEXT)
+
+
+def test_greedy_equals_model_generate(client, reference):
+    # 80 new characters with block_size 32: the window slides, as the seed's idx[:, -block_size:] does.
+    expected = reference_generate(reference, PROMPT, 80, do_sample=False)
+    assert generate(client, max_new_tokens=80, temperature=0, seed=0) == expected
+    assert generate(client, max_new_tokens=80, temperature=0, seed=12345) == expected  # greedy ignores the seed
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.7, 10, 0.9)])
+def test_sampling_equals_transformers_sampling_with_that_seed(client, reference, temperature, top_k, top_p):
+    """The per-request generator draws exactly what transformers' own sampling draws after torch.manual_seed."""
+    seed = 2024
+    torch.manual_seed(seed)
+    expected = reference_generate(
+        reference, PROMPT, 60, do_sample=True, temperature=temperature, top_k=top_k or None, top_p=top_p
+    )
+    assert generate(client, max_new_tokens=60, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed) == expected
+
+
+def test_same_seed_same_text_different_seed_different_text(client):
+    first = generate(client, max_new_tokens=60, seed=7)
+    assert generate(client, max_new_tokens=60, seed=7) == first
+    assert generate(client, max_new_tokens=60, seed=8) != first
+
+
+CONCURRENT_SEEDS = list(range(100, 108))
+CONCURRENT_SETTINGS = dict(max_new_tokens=150, temperature=0.9, top_k=20, top_p=0.95)
+
+
+@pytest.fixture(scope="module")
+def solo_texts(client):
+    """What each seed gives when it is the only request on the server."""
+    texts = {seed: generate(client, seed=seed, **CONCURRENT_SETTINGS) for seed in CONCURRENT_SEEDS}
+    assert len(set(texts.values())) == len(CONCURRENT_SEEDS)
+    return texts
+
+
+def test_eight_concurrent_clients_each_get_their_own_seeds_text(server, solo_texts):
+    start = threading.Barrier(len(CONCURRENT_SEEDS))
+
+    def one_client(seed):
+        own = Client(server.url, verbose=False)  # a separate client (and session) per user
+        start.wait()
+        return generate(own, seed=seed, **CONCURRENT_SETTINGS)
+
+    with concurrent.futures.ThreadPoolExecutor(len(CONCURRENT_SEEDS)) as pool:
+        together = dict(zip(CONCURRENT_SEEDS, pool.map(one_client, CONCURRENT_SEEDS)))
+    assert together == solo_texts
+
+
+def test_concurrent_generations_really_overlap(server, solo_texts):
+    """The same on the raw queue protocol, which also shows that the 8 requests were served at the same time."""
+    fn = fn_index(server.config(), "generate")
+    start = threading.Barrier(len(CONCURRENT_SEEDS))
+    s = CONCURRENT_SETTINGS
+
+    def one_stream(seed):
+        start.wait()
+        return stream_generate(server.url, [PROMPT, s["max_new_tokens"], s["temperature"], s["top_k"], s["top_p"], seed], fn)
+
+    with concurrent.futures.ThreadPoolExecutor(len(CONCURRENT_SEEDS)) as pool:
+        records = dict(zip(CONCURRENT_SEEDS, pool.map(one_stream, CONCURRENT_SEEDS)))
+    assert {seed: r["final"] for seed, r in records.items()} == solo_texts
+    # Every request had started before the first one finished: they ran side by side, not one after another.
+    assert max(r["started"] for r in records.values()) < min(r["completed"] for r in records.values())
+
+
+def test_text_streams_character_by_character(server):
+    record = stream_generate(server.url, [PROMPT, 400, 0.8, 0, 1.0, 3], fn_index(server.config(), "generate"))
+    texts = [text for _, text in record["texts"]]
+    assert texts[0] == PROMPT  # the prompt shows at once
+    assert texts[-1] == record["final"] and len(record["final"]) == len(PROMPT) + 400
+    assert all(a == b[: len(a)] and len(b) > len(a) for a, b in zip(texts, texts[1:]))  # only ever grows
+    # Characters go out as they are made, at most 50 updates a second: many small steps, not one block at the end.
+    steps = [len(b) - len(a) for a, b in zip(texts, texts[1:])]
+    assert len(steps) >= 8 and steps[0] < 50, steps
+    first_char = record["texts"][1][0]
+    assert first_char < record["completed"] / 2, (first_char, record["completed"])
+
+
+def test_unknown_characters_are_named_and_the_server_keeps_serving(client):
+    with pytest.raises(AppError) as error:
+        generate(client, prompt="héllo ☃ world")
+    message = str(error.value)
+    assert "'é'" in message and "'☃'" in message and "'h'" not in message
+    assert generate(client, max_new_tokens=10).startswith(PROMPT)
+
+
+@pytest.mark.parametrize(
+    "inputs, expected",
+    [
+        (dict(prompt="a" * 2001), "limit is 2000"),
+        (dict(max_new_tokens=5000), "maximum value 1000"),
+        (dict(max_new_tokens=0), "minimum value 1"),
+        (dict(temperature=-0.5), "minimum value 0"),
+        (dict(top_p=0.0), "minimum value 0.05"),
+        (dict(seed=-1), "minimum value 0"),
+    ],
+    ids=["prompt-too-long", "too-many-tokens", "zero-tokens", "negative-temperature", "top-p-zero", "negative-seed"],
+)
+def test_bad_settings_give_clear_errors(client, inputs, expected):
+    with pytest.raises(AppError, match=expected):
+        generate(client, **inputs)
+
+
+def test_empty_prompt_starts_from_the_first_vocabulary_character(client, reference):
+    model, tokenizer = reference
+    start = torch.zeros((1, 1), dtype=torch.long)  # the seed's starting context
+    with torch.inference_mode():
+        out = model.generate(start, attention_mask=torch.ones_like(start), max_new_tokens=30, do_sample=False)
+    assert generate(client, prompt="", max_new_tokens=30, temperature=0) == tokenizer.decode(out[0, 1:])
+
+
+def test_see_inside_returns_top10_chart_attention_maps_and_context(client, reference):
+    model, tokenizer = reference
+    prompt = "What light through yonder window breaks?"  # 40 characters, more than block_size 32
+    chart, plot, context = client.predict(prompt, api_name="/inspect")
+    rows = chart["data"]
+    assert len(rows) == 10 and chart["columns"] == ["next character", "probability"]
+    probabilities = [p for _, p in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    ids = tokenizer(prompt[-32:], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        expected = torch.softmax(model(ids).logits[0, -1], -1).topk(10)
+    assert probabilities == pytest.approx(expected.values.tolist(), abs=1e-4)
+    shown = {"\n": "⏎", " ": "␣"}
+    assert [c for c, _ in rows] == [shown.get(c, c) for c in tokenizer.convert_ids_to_tokens(expected.indices.tolist())]
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
+    assert "only the last 32" in context and prompt[-32:] in context
+
+
+def test_see_inside_names_unknown_characters(client):
+    with pytest.raises(AppError, match="'€'"):
+        client.predict("price: 5€", api_name="/inspect")
+
+
+def facts_markdown(server) -> str:
+    return next(c["props"]["value"] for c in server.config()["components"] if c.get("props", {}).get("elem_id") == "facts")
+
+
+def test_model_facts_are_on_the_page(server, model_dir, reference):
+    facts = facts_markdown(server)
+    n_params = sum(p.numel() for p in reference[0].parameters())
+    assert str(model_dir) in facts and f"{n_params:,}" in facts
+    assert "| 2 | 4 | 32 | 32 |" in facts  # layers, heads, n_embd, block size
+    assert "not recorded" in facts  # no trainer_state.json: no val loss
+
+
+def test_stop_cancels_and_the_next_request_works(server, client):
+    job = client.submit(PROMPT, 1000, 1.0, 0, 1.0, 5, api_name="/generate")
+    deadline = time.monotonic() + 30
+    while len(job.outputs()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.done()
+    outputs = job.outputs()
+    assert outputs and len(outputs[-1]) < len(PROMPT) + 1000
+    assert len(generate(client, max_new_tokens=5)) == len(PROMPT) + 5
+
+
+# ------------------------------------------------------------------ in process: the generation machinery itself
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    return load_app_module()
+
+
+@pytest.fixture(scope="module")
+def demo_model(app_module, model_dir):
+    return app_module.TinyGPTDemo(app_module.load_model(model_dir))
+
+
+def test_closing_the_stream_stops_the_worker_thread(demo_model):
+    """What Stop (and a client that goes away) does: gradio closes the generator; the worker must end promptly."""
+
+    async def consume_a_little():
+        stream = demo_model.generate(PROMPT, 1000, 1.0, 0, 1.0, 0)
+        texts = [await anext(stream) for _ in range(5)]
+        await stream.aclose()
+        return texts
+
+    before = {t for t in threading.enumerate() if t.name == "tinygpt-generate"}
+    texts = asyncio.run(consume_a_little())
+    assert texts[0] == PROMPT and len(texts[-1]) > len(PROMPT)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        running = {t for t in threading.enumerate() if t.name == "tinygpt-generate"} - before
+        if not running:
+            break
+        time.sleep(0.01)
+    assert not running, "the generation thread kept running after the stream was closed"
+
+
+def test_sampler_is_private_to_its_request(app_module):
+    """Two samplers with the same seed draw the same characters even when the global RNG is disturbed between."""
+    logits = torch.randn(1, 65)
+    a = app_module.SeededSampler(1.0, 0, 1.0, seed=11)
+    b = app_module.SeededSampler(1.0, 0, 1.0, seed=11)
+    draws_a, draws_b = [], []
+    for _ in range(50):
+        draws_a.append(int(a(None, logits.clone()).argmax()))
+        torch.rand(100)  # another request using the global RNG
+        draws_b.append(int(b(None, logits.clone()).argmax()))
+    assert draws_a == draws_b and len(set(draws_a)) > 5
+
+
+# ---------------------------------------------------------------------------- starting up: --model and MODEL_ID
+
+
+def test_default_model_is_the_bundled_checkpoint_next_to_app_py(app_module):
+    assert app_module.DEFAULT_MODEL == REPO / "checkpoints" / "tinyshakespeare"
+
+
+def test_model_id_env_loads_a_hub_repo_like_a_space(model_dir, tmp_path):
+    """A Space sets MODEL_ID to a repo id; here the Hub is tests/hub_server.py on 127.0.0.1."""
+    from huggingface_hub import HfApi
+
+    from hub_server import HubServer
+
+    with HubServer(tmp_path / "hub") as hub:
+        api = HfApi(endpoint=hub.url, token="hf_test")
+        api.create_repo("tester/tiny-app")
+        api.upload_folder(repo_id="tester/tiny-app", folder_path=model_dir)
+        env = app_env(MODEL_ID="tester/tiny-app", HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf_home"))
+        with AppServer([], tmp_path / "server.log", env=env) as server:
+            client = Client(server.url, verbose=False)
+            assert generate(client, max_new_tokens=20, seed=1).startswith(PROMPT)
+            assert "tester/tiny-app" in facts_markdown(server)
+
+
+@pytest.fixture
+def bad_models(tmp_path, model_dir):
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    (gpt2 / "config.json").write_text('{"model_type": "gpt2"}')
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("hello")
+    no_tokenizer = tmp_path / "no_tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((model_dir / name).read_bytes())
+    return {
+        "missing": (tmp_path / "nope", "no such folder"),
+        "empty": (tmp_path / "empty", "no config.json"),
+        "gpt2": (gpt2, "not a tinygpt model"),
+        "file": (tmp_path / "file.txt", "is a file"),
+        "no-tokenizer": (no_tokenizer, "no tokenizer.json"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "gpt2", "file", "no-tokenizer"])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_bad_model_is_one_line_error_before_the_server_starts(app_module, bad_models, case, how, capsys, monkeypatch):
+    path, expected = bad_models[case]
+    if how == "env":
+        monkeypatch.setenv("MODEL_ID", str(path))
+        argv = ["--port", "9"]
+    else:
+        monkeypatch.delenv("MODEL_ID", raising=False)
+        argv = ["--model", str(path), "--port", "9"]
+    assert app_module.main(argv) == 1  # returns before building the UI, so nothing ever listens on port 9
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("app.py: error: ") and expected in err, err
+
+
+def test_bad_model_exits_nonzero_from_the_command_line(tmp_path):
+    """The real command, twice at once: a missing folder, and a repo id that the (local) Hub does not have."""
+    from hub_server import HubServer
+
+    cases = {
+        "missing folder": (["--model", str(tmp_path / "nope")], "no such folder"),
+        "unknown repo": (["--model", "nobody/no-such-model"], "nobody/no-such-model"),
+    }
+    with HubServer(tmp_path / "hub") as hub:
+        env = app_env(HF_HOME=str(tmp_path / "hf_home"), HF_ENDPOINT=hub.url)
+        processes = {
+            name: subprocess.Popen(
+                [sys.executable, str(APP), *args, "--port", "9"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            )
+            for name, (args, _) in cases.items()
+        }
+        results = {name: (*p.communicate(timeout=120), p.returncode) for name, p in processes.items()}
+    for name, (out, err, returncode) in results.items():
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert returncode == 1, f"{name}: exited {returncode}\n{out}\n{err}"
+        assert len(lines) == 1 and lines[0].startswith("app.py: error:"), f"{name}: {err!r}"
+        assert cases[name][1] in lines[0], f"{name}: {lines[0]}"
+        assert "Running on" not in out, f"{name}: the server started"
