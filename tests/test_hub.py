@@ -453,6 +453,8 @@ def _break(folder: Path, how: str) -> Path:
     if how == "bert":
         config = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    elif how == "trainer_state.json":
+        (folder / how).write_text("{not json")
     elif how == "plain-dir":
         (folder / "config.json").unlink()
     else:
@@ -467,6 +469,7 @@ def _break(folder: Path, how: str) -> Path:
     ("model.safetensors", "no model.safetensors"),
     ("tokenizer.json", "missing tokenizer.json"),
     ("modeling_tinygpt.py", "missing modeling_tinygpt.py"),
+    ("trainer_state.json", "trainer_state.json: not valid JSON"),
 ])
 def test_not_a_tinygpt_folder(hub, model_dir, capsys, how, message):
     folder = _break(model_dir, how)
@@ -489,21 +492,23 @@ def test_train_push_to_hub(hub, api, tmp_path, small_text):
     trained = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--out-dir", str(out_dir),
          "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-         "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--device", "cpu", "--seed", "1",
+         "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1", "--device", "cpu", "--seed", "1",
          "--push-to-hub", "tester/trained", "--push-every-eval"],
         cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
     )
     assert trained.returncode == 0, trained.stderr
-    assert "push" in trained.stdout and "failed" not in trained.stderr
+    assert f"pushed step 2 to {hub.url}/tester/trained" in trained.stdout
+    assert "failed" not in trained.stderr
 
-    commits = api.list_repo_commits("tester/trained")
-    assert len(commits) == 1 + 3  # the repo's initial commit, then steps 0, 2 and 4
+    titles = [c.title for c in api.list_repo_commits("tester/trained")]
+    assert len(titles) == 1 + 2  # the repo's initial commit, then one per checkpoint, newest first
+    assert titles[0].startswith("step 2") and titles[1].startswith("step 0")
     files = set(api.list_repo_files("tester/trained"))
     assert {"model.safetensors", "config.json", "modeling_tinygpt.py", "configuration_tinygpt.py",
             "tokenizer.json", "README.md", "trainer_state.json", "loss.png"} <= files
     assert "training_state.pt" not in files
     assert hub.read_file("tester/trained", "model.safetensors") == (out_dir / "model.safetensors").read_bytes()
-    assert json.loads(hub.read_file("tester/trained", "trainer_state.json"))["global_step"] == 4
+    assert json.loads(hub.read_file("tester/trained", "trainer_state.json"))["global_step"] == 2
 
     card = ModelCard.load(hf_hub_download("tester/trained", "README.md", endpoint=hub.url))
     assert card.data.pipeline_tag == "text-generation" and card.data.library_name == "transformers"

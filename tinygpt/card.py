@@ -86,7 +86,13 @@ def read_trainer_state(model_dir: str | Path) -> dict | None:
     path = Path(model_dir) / TRAINER_STATE_NAME
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); fix or delete it (it only feeds the model card)") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a JSON object like train.py writes, got {type(state).__name__}")
+    return state
 
 
 def load_snippet(repo_id: str, revision: str | None = None) -> str:

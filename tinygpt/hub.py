@@ -143,23 +143,27 @@ def push_model(
     check_repo_id(repo_id)
     check_branch_name(revision)
     files, left_out = select_files(model_dir, include_training_state)
+    branch = revision or "main"
+    card_revision = None if branch == "main" else branch
+    # Built before any request, so a folder the card cannot describe fails before a repo is created.
+    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
+    message = commit_message or default_commit_message(model_dir)
     api = _api(token, endpoint)
     where = f"the local folder {model_dir} is unchanged"
     notes = []
 
     with hub_errors(f"creating the model repo {repo_id}", api.endpoint, where):
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
-        repo_id = repo_url.repo_id
-        if private and not api.model_info(repo_id).private:
-            notes.append(f"{repo_id} already exists and is public: --private only applies to a new repo "
+        if private and not api.model_info(repo_url.repo_id).private:
+            notes.append(f"{repo_url.repo_id} already exists and is public: --private only applies to a new repo "
                          "(change its visibility in the repo's settings on the Hub)")
-        branch = revision or "main"
         if branch != "main":
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        head = api.model_info(repo_id, revision=branch).sha
+            api.create_branch(repo_url.repo_id, branch=branch, exist_ok=True)
+        head = api.model_info(repo_url.repo_id, revision=branch).sha
+    if repo_url.repo_id != repo_id:  # "name" became "user/name": the card's snippet must say so
+        repo_id = repo_url.repo_id
+        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
 
-    card = build_model_card(model_dir, repo_id=repo_id, revision=None if branch == "main" else branch)
-    message = commit_message or default_commit_message(model_dir)
     with tempfile.TemporaryDirectory(prefix="tinygpt-push-") as staging:
         staging = Path(staging)
         for name in files:
@@ -506,9 +510,9 @@ def _server_message(err) -> str:
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
-    """Connection refused, timeouts...: OSError and the HTTP client's own errors (httpx2 in huggingface_hub 2.x,
-    httpx in 1.x)."""
-    types = [OSError]
+    """Connection refused, timeouts...: the HTTP client's own errors (httpx2 in huggingface_hub 2.x, httpx in 1.x)
+    and the standard library's."""
+    types = [ConnectionError, TimeoutError]
     for name in ("httpx2", "httpx"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "HTTPError"):
