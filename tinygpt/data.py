@@ -1,0 +1,114 @@
+"""Training data: a text file as a compact array of character ids, the seed's split, and random batches.
+
+The seed does `data = torch.tensor(encode(text), dtype=torch.long)`: a Python list of ints (28+ bytes each)
+and then 8 bytes per character. Here the file is read in pieces and every character becomes one small integer
+(1 byte for up to 256 distinct characters), so a 100 MB corpus takes about 100 MB, not gigabytes.
+
+Ids are the seed's: the index of the character in `sorted(set(text))`, which is what `char_tokenizer(text)`
+gives too (`tokenizer_from_characters(chars)` builds it from the list kept here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .corpus import CorpusError, iter_corpus
+
+UNICODE_SIZE = 0x110000  # code points 0 .. 0x10FFFF
+TRAIN_FRACTION = 0.9  # the seed's split: first 90 % train, last 10 % val
+
+
+@dataclass
+class EncodedCorpus:
+    """A corpus as ids: `chars[i]` is the character with id i (sorted), `ids` the whole text in order."""
+
+    path: Path
+    chars: list[str]
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train, val): the first 90 % and the last 10 % of the ids, as tensors sharing this memory."""
+        n = int(TRAIN_FRACTION * len(self.ids))
+        data = torch.from_numpy(self.ids)
+        return data[:n], data[n:]
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """The smallest integer type torch can index with that holds every id (uint16 is not one of them)."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 15:
+        return np.dtype(np.int16)
+    return np.dtype(np.int32)
+
+
+def encode_corpus(path: str | Path, chunk_bytes: int = 1 << 22) -> EncodedCorpus:
+    """Read a UTF-8 text file twice in `chunk_bytes` pieces: once to find its characters, once to encode it.
+
+    Memory: the ids (1 to 4 bytes per character) plus a few times `chunk_bytes` of working space.
+    Raises `CorpusError` for a missing, empty or non-UTF-8 file (see `tinygpt.corpus`).
+    """
+    path = Path(path)
+    seen = np.zeros(UNICODE_SIZE, dtype=bool)
+    n = 0
+    for text in iter_corpus(path, chunk_bytes):
+        codes = _code_points(text)
+        seen[codes] = True
+        n += len(codes)
+    alphabet = np.flatnonzero(seen)  # code points in increasing order = sorted(set(text))
+    dtype = id_dtype(len(alphabet))
+    lookup = np.zeros(UNICODE_SIZE, dtype=dtype)
+    lookup[alphabet] = np.arange(len(alphabet), dtype=dtype)
+
+    ids = np.empty(n, dtype=dtype)
+    filled = 0
+    for text in iter_corpus(path, chunk_bytes):
+        codes = _code_points(text)
+        if filled + len(codes) > n:
+            break
+        ids[filled : filled + len(codes)] = lookup[codes]
+        filled += len(codes)
+    if filled != n:
+        raise CorpusError(f"{path}: the file changed while it was being read; try again")
+    return EncodedCorpus(path=path, chars=[chr(c) for c in alphabet], ids=ids)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def check_split_lengths(train: torch.Tensor, val: torch.Tensor, block_size: int, path) -> None:
+    """Each split must hold at least one (x, y) pair: block_size + 1 characters."""
+    need = block_size + 1
+    for name, data in (("training (first 90 %)", train), ("validation (last 10 %)", val)):
+        if len(data) < need:
+            total = len(train) + len(val)
+            raise CorpusError(
+                f"{path}: too short for --block-size {block_size}: the {name} part has {len(data)} characters "
+                f"but needs at least {need} (block_size + 1). The file has {total} characters; give a text of "
+                f"at least {int(need / (1 - TRAIN_FRACTION)) + 1} or a smaller --block-size"
+            )
+
+
+def get_batch(
+    data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's `get_batch`: `batch_size` random windows of the data, targets shifted by one.
+
+    x[b, t] = data[i_b + t] and y[b, t] = data[i_b + t + 1], i_b uniform in [0, len(data) - block_size), drawn
+    from `generator` (one gather instead of the seed's Python loop of slices).
+    """
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    windows = data[starts[:, None] + torch.arange(block_size + 1)].long()  # (B, T + 1)
+    x = windows[:, :-1].contiguous()  # (B, T)
+    y = windows[:, 1:].contiguous()  # (B, T)
+    if device.type != "cpu":
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return x, y
