@@ -1,0 +1,143 @@
+"""Checkpoints of a training run: the whole output folder replaced file by file, atomically, and the resume state.
+
+The output folder is always a loadable `save_pretrained` folder. A checkpoint is first written in full to a
+staging folder inside it (`.tmp-checkpoint/`, same filesystem), every file flushed to disk, and only then moved
+into place with `os.replace` (atomic per file) and the folder itself fsync'd. So a crash, a SIGKILL or a full
+disk at any instant leaves each file either the old one or the new one, never a torn one, and while the
+staging folder is being written nothing in the folder changes at all.
+
+Within a run the model's shapes never change, so a folder whose files come from two neighbouring checkpoints
+still loads. `--resume` reads only `training_state.pt`: one self-contained file with the step, the weights, the
+optimizer, the sampling and dropout random states of every process and the log, so the resume state can never
+be a mix of two steps either.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+TRAINING_STATE_NAME = "training_state.pt"
+STAGING_NAME = ".tmp-checkpoint"
+# Files that exist only to resume training: `tinygpt push` leaves them out unless asked.
+RESUME_FILES = (TRAINING_STATE_NAME,)
+# Moved into place last, in this order: config.json completes a loadable model only once its weights, code and
+# tokenizer are there, and the resume state follows the model it describes.
+LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
+STATE_FORMAT = 1
+
+
+class CheckpointError(OSError):
+    """Saving or reading a checkpoint failed; the message says what survived."""
+
+
+def write_checkpoint(out_dir: Path, write_files: Callable[[Path], None]) -> list[str]:
+    """Let `write_files(staging)` write a full checkpoint, then move its files into `out_dir` atomically.
+
+    Returns the names of the files written. On any error while writing (e.g. a full disk) the staging folder is
+    removed and `out_dir` is exactly as before; the OSError propagates for the caller to describe.
+    """
+    staging = out_dir / STAGING_NAME
+    if staging.exists():  # left by a run that was killed while saving
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        write_files(staging)
+        names = sorted(p.name for p in staging.iterdir())
+        mode = 0o666 & ~_umask()  # some writers (safetensors) create 0600 files; give all the usual mode
+        for name in names:
+            os.chmod(staging / name, mode)
+            fsync_file(staging / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    ordered = [n for n in names if n not in LAST] + [n for n in LAST if n in names]
+    for name in ordered:
+        os.replace(staging / name, out_dir / name)
+    fsync_dir(out_dir)
+    staging.rmdir()
+    return ordered
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to the disk (a full disk can still surface here, on network filesystems)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside `path` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    """`torch.save` of plain containers and tensors only, so `torch.load(..., weights_only=True)` reads it."""
+    torch.save({"format": STATE_FORMAT, **state}, path)
+
+
+def load_training_state(out_dir: Path) -> dict:
+    """The resume state of `out_dir`, read with `weights_only=True` (no code runs while loading)."""
+    path = out_dir / TRAINING_STATE_NAME
+    if not path.is_file():
+        what = "a model but no" if (out_dir / "config.json").is_file() else "no"
+        raise CheckpointError(
+            f"--resume: {out_dir} holds {what} {TRAINING_STATE_NAME}, so there is no training run to continue "
+            f"(start one with --out-dir {out_dir}{' --overwrite' if what != 'no' else ''})"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors vary
+        raise CheckpointError(
+            f"--resume: {path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "start again with --overwrite"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"--resume: {path} is not a tinygpt resume state (format {STATE_FORMAT})")
+    return state
+
+
+# Random number generator states, as tensors (what weights_only loading accepts).
+
+
+def capture_rng(device: torch.device, sampler: torch.Generator) -> dict:
+    """This process's random state: the batch sampler's generator and torch's global generators (dropout)."""
+    state = {"sampler": sampler.get_state(), "cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict, device: torch.device, sampler: torch.Generator) -> None:
+    sampler.set_state(state["sampler"])
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
