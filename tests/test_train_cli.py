@@ -1,0 +1,168 @@
+"""train.py as a command, in real processes: output, signals, SIGKILL at any instant, torchrun, loading elsewhere."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tinygpt import checkpoint
+from tinygpt.loading import load_pretrained
+from train_helpers import (
+    REPO, TINY, TRAIN_PY, child_env, run_train, start_train, trainer_state, without_elapsed, write_corpus,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt")
+
+
+def wait_for(predicate, timeout=120.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"train.py exited early with {proc.returncode}: {proc.communicate()[1]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+LOAD_WITHOUT_TINYGPT = r"""
+import json, sys
+class NoTinygpt:  # as on a machine with only torch + transformers
+    def find_spec(self, name, path=None, target=None):
+        if name == "tinygpt" or name.startswith("tinygpt."):
+            raise ImportError("tinygpt is not installed here")
+sys.meta_path.insert(0, NoTinygpt())
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+ids = tokenizer("the quick brown fox", return_tensors="pt")["input_ids"][:, -8:]
+with torch.no_grad():
+    logits = model(ids).logits
+print(json.dumps({"module": type(model).__module__, "ids": ids.tolist(), "logits": logits[0, -1].tolist(),
+                  "tinygpt_imported": any(m.split(".")[0] == "tinygpt" for m in sys.modules)}))
+"""
+
+
+def test_plain_output_and_a_folder_that_loads_without_tinygpt(tmp_path, corpus):
+    out_dir = tmp_path / "run"
+    result = run_train(["--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 20, "--eval-interval", 10],
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no warnings, progress bars or advice in CI logs
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("training 4,") and "1 process(es) x batch 4 x 8 characters per step" in lines[0]
+    assert [line.split(":")[0] for line in lines[1:4]] == ["step 0", "step 10", "step 20"]
+    assert all(", val " in line for line in lines[1:4]) and lines[4].startswith("done: step 20")
+    assert len(lines) == 5
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_TINYGPT, str(out_dir)], cwd=tmp_path, capture_output=True, text=True,
+        env=child_env(HF_HOME=str(tmp_path / "hf_home")), timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    remote = json.loads(loaded.stdout)
+    assert remote["module"].startswith("transformers_modules.") and not remote["tinygpt_imported"]
+    model, _ = load_pretrained(out_dir)
+    with torch.no_grad():
+        logits = model(torch.tensor(remote["ids"])).logits[0, -1]
+    assert torch.allclose(logits, torch.tensor(remote["logits"]), atol=1e-5)
+
+
+def test_sigterm_saves_the_current_step_and_exits_0(tmp_path, corpus):
+    out_dir = tmp_path / "run"
+    proc = start_train(["--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 1_000_000,
+                        "--eval-interval", 100_000], cwd=tmp_path)
+    wait_for(lambda: (out_dir / "trainer_state.json").exists(), proc=proc)  # the step-0 checkpoint
+    time.sleep(0.5)  # some steps past it
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM at step" in out and f"--out-dir {out_dir} --resume" in out
+    step = trainer_state(out_dir)["global_step"]
+    assert step > 0 and checkpoint.load_training_state(out_dir)["step"] == step
+    load_pretrained(out_dir)
+
+    result = run_train(["--out-dir", out_dir, "--resume", "--max-iters", step + 5], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"steps {step} -> {step + 5}" in result.stdout
+    assert trainer_state(out_dir)["global_step"] == step + 5
+
+
+def test_sigkill_at_any_instant_leaves_a_loadable_resumable_folder(tmp_path, corpus):
+    """Kill -9 a run that checkpoints at every step (so most instants fall inside a save), three times."""
+    out_dir = tmp_path / "run"
+    args = ["--data", corpus, "--out-dir", out_dir, *TINY, "--eval-interval", 1, "--eval-iters", 1]
+    steps = []
+    for delay in (0.05, 0.4, 0.9):
+        resume = ["--resume"] if steps else []
+        proc = start_train([*args, *resume, "--max-iters", 1_000_000], cwd=tmp_path)
+        wait_for(lambda: len(steps) == 0 and (out_dir / "training_state.pt").exists() or
+                 len(steps) > 0 and trainer_state(out_dir)["global_step"] > steps[-1], proc=proc)
+        time.sleep(delay)
+        proc.kill()
+        proc.communicate()
+        load_pretrained(out_dir)  # whole files only: config, weights and tokenizer agree
+        state = checkpoint.load_training_state(out_dir)
+        assert not steps or state["step"] >= steps[-1]
+        steps.append(state["step"])
+
+    result = run_train([*args, "--resume", "--max-iters", steps[-1] + 3], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    log = trainer_state(out_dir)["log_history"]
+    assert trainer_state(out_dir)["global_step"] == steps[-1] + 3
+    assert [e["step"] for e in log] == list(range(steps[-1] + 4))  # one eval per step, none lost or repeated
+    assert not (out_dir / checkpoint.STAGING_NAME).exists()
+
+
+def torchrun(args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(TRAIN_PY),
+         *map(str, args)],
+        cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
+    )
+
+
+def test_two_processes_with_torchrun_and_exact_resume(tmp_path, corpus):
+    common = ["--data", corpus, *TINY, "--dropout", "0.1", "--eval-interval", 10]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    result = torchrun([*common, "--out-dir", straight, "--max-iters", 20], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("step 10: train") == 1  # only the main process reports
+    assert "2 process(es) x batch 4" in result.stdout
+    state = trainer_state(straight)
+    assert state["num_processes"] == 2 and state["training_args"]["num_processes"] == 2
+    assert state["global_step"] == 20
+    assert "torchrun --nproc-per-node 2 train.py" in (straight / "README.md").read_text(encoding="utf-8")
+    assert len(torch.load(straight / "training_state.pt", weights_only=True)["rng"]) == 2  # one per process
+    a, _ = load_pretrained(straight)
+
+    assert torchrun([*common, "--out-dir", split, "--max-iters", 10], tmp_path).returncode == 0
+    result = torchrun(["--out-dir", split, "--resume", "--max-iters", 20], tmp_path)
+    assert result.returncode == 0, result.stderr
+    b, _ = load_pretrained(split)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert (pa - pb).abs().max() < 1e-5, name
+    assert without_elapsed(trainer_state(split)["log_history"]) == without_elapsed(state["log_history"])
+
+
+def test_runs_from_another_folder_with_the_bundled_corpus(tmp_path):
+    """No --data: tiny Shakespeare from the repository, whatever the working folder."""
+    assert (REPO / "data" / "tinyshakespeare.txt").is_file()
+    out_dir = tmp_path / "run"
+    result = run_train(["--out-dir", out_dir, *TINY, "--max-iters", 0], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    state = trainer_state(out_dir)
+    assert state["data"]["name"] == "tinyshakespeare.txt" and state["data"]["characters"] == 1_115_394
+    assert state["data"]["vocab_size"] == 65 and state["global_step"] == 0
+    shutil.rmtree(out_dir)
