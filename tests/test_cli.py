@@ -1,0 +1,83 @@
+"""`tinygpt generate` and the checks that make a bad model folder a one-line error."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tinygpt.loading import ModelLoadError, load_pretrained
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tinygpt.cli", *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+
+
+def test_generate_greedy_prints_prompt_and_continuation(model_dir, model, tokenizer):
+    result = run_cli("generate", model_dir, "--prompt", "All:", "--max-new-tokens", 50, "--temperature", 0)
+    assert result.returncode == 0, result.stderr
+    expected = tokenizer.decode(model.generate(**tokenizer("All:", return_tensors="pt"), max_new_tokens=50, do_sample=False)[0])
+    assert result.stdout == expected + "\n"
+    assert result.stderr == ""  # no progress bars or warnings around the text
+
+
+def test_generate_with_a_seed_is_repeatable(model_dir):
+    runs = [run_cli("generate", model_dir, "--max-new-tokens", 30, "--seed", s, "--top-k", 5).stdout for s in (1, 1, 2)]
+    assert runs[0] == runs[1] != runs[2]
+    assert len(runs[0]) == 31  # empty prompt: 30 new characters and a newline
+
+
+def test_generate_names_unknown_characters(model_dir):
+    result = run_cli("generate", model_dir, "--prompt", "Hello €")
+    assert result.returncode == 2
+    assert "'H'" in result.stderr and "'€'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "-1"], "temperature"),
+    (["--top-p", "0"], "top_p"),
+    (["--max-new-tokens", "0"], "max_new_tokens"),
+])
+def test_generate_rejects_bad_options(model_dir, args, message):
+    result = run_cli("generate", model_dir, *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_missing_folder_and_non_model_folder(tmp_path):
+    assert "no such folder" in run_cli("generate", tmp_path / "nope").stderr
+    (tmp_path / "empty").mkdir()
+    assert "no config.json" in run_cli("generate", tmp_path / "empty").stderr
+
+
+def test_truncated_weights(model_dir):
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+        load_pretrained(model_dir)
+
+
+def test_weights_that_do_not_fit_the_config_name_the_tensor(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    config["n_embd"] = 64
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"tensor token_embedding.weight has shape \(\d+, 32\) but config.json needs \(\d+, 64\)"):
+        load_pretrained(model_dir)
+
+
+def test_other_model_type_is_refused(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    config["model_type"] = "gpt2"
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="not a tinygpt model"):
+        load_pretrained(model_dir)
+
+
+def test_loaded_model_is_in_eval_mode_with_matching_tokenizer(model_dir, model):
+    loaded, tokenizer = load_pretrained(model_dir)
+    assert not loaded.training and len(tokenizer) == loaded.config.vocab_size
+    x = torch.randint(0, len(tokenizer), (1, 8))
+    assert torch.equal(loaded(x).logits, model(x).logits)
