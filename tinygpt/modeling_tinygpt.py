@@ -275,12 +275,24 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         keep = attention_mask[:, None, None, -S:].bool()  # (B, 1, 1, S)
         return (mask & keep) | (k_pos == q_pos)
 
-    def prepare_inputs_for_generation(self, input_ids, cache=None, attention_mask=None, **kwargs):
-        """Slide the window past `block_size`, exactly as the seed's `idx[:, -block_size:]` does.
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        next_sequence_length=None,
+        cache=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        """The inputs of one generation step; past `block_size` the window slides as the seed's `idx[:, -block_size:]`.
 
         Learned absolute positions mean every character moves to a new position when the window slides, so no
         cached key or value stays valid: the cache is emptied and the last `block_size` characters are run again.
         Within `block_size` the cache works as usual and only the new character is computed.
+
+        Written out rather than delegated to transformers' generic version, which also inspects the forward
+        signature on every step (a large share of a step for a model this small).
         """
         # Positions are always derived from the (cropped) attention mask in `forward`; transformers' running
         # position_ids would keep counting past block_size.
@@ -292,8 +304,17 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
                 attention_mask = attention_mask[:, -window:]
             if cache is not None:
                 cache.reset()
-            kwargs["next_sequence_length"] = None  # feed the whole window, not just the newest character
-        return super().prepare_inputs_for_generation(input_ids, cache=cache, attention_mask=attention_mask, **kwargs)
+            next_sequence_length = None  # feed the whole window, not just the newest character
+
+        model_inputs = {"cache": cache, "attention_mask": attention_mask}
+        if inputs_embeds is not None and is_first_iteration:  # a prompt given as embeddings is used once
+            model_inputs["inputs_embeds"] = inputs_embeds
+        else:
+            model_inputs["input_ids"] = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
+        for key, value in kwargs.items():  # use_cache, output_attentions, logits_to_keep, ...
+            if key not in ("labels", "shift_labels"):
+                model_inputs.setdefault(key, value)
+        return model_inputs
 
     def _get_stopping_criteria(self, *args, **kwargs):
         # transformers warns once a sequence outgrows `max_position_embeddings` (our block_size); tinygpt slides its
