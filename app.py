@@ -58,7 +58,7 @@ TOP_N = 10  # bars in the next-character chart
 STREAM_INTERVAL = 0.02
 
 # Characters that would be invisible as plot labels.
-VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
+VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "\\r"}
 
 # Prompts for a Shakespeare model; only those made of the loaded model's characters are offered.
 EXAMPLES = [
@@ -66,7 +66,6 @@ EXAMPLES = [
     ["First Citizen:\n", 300, 1.0, 0, 1.0, 7],
     ["To be, or not to be", 200, 0.0, 0, 1.0, 0],
     ["KING RICHARD III:\nNow is the winter of our discontent\n", 400, 0.7, 20, 0.95, 2024],
-    ["", 300, 1.0, 0, 1.0, 1337],
 ]
 
 
@@ -410,34 +409,53 @@ def _table(chars: list[str], probs: list[float]):
 
 
 def attention_figure(attentions: list[torch.Tensor], chars: list[str]):
-    """One heat map per layer (rows) and head (columns): row = the character looking, column = the one looked at."""
+    """One heat map per layer (rows) and head (columns): row = the character looking, column = the one looked at.
+
+    The characters label the left column and the bottom row only (every map has the same ones), and the layout
+    is computed here rather than by matplotlib's layout engine: tick labels are what makes such a figure slow.
+    """
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # the object API: no pyplot state shared between threads
 
     cmap = colormaps["Blues"].with_extremes(bad="#f1f1f4")  # the masked future: light grey, not "zero"
     n_layer, n_head, T = len(attentions), attentions[0].shape[0], len(chars)
-    labels = [show(c) for c in chars]
     every = max(1, -(-T // 40))  # at most ~40 labels per axis
-    cell = min(4.0, max(2.4, 0.13 * T), 20.0 / n_head)  # inches per map; wide models get smaller maps
-    fig = Figure(figsize=(cell * n_head + 0.8, cell * n_layer + 0.6), dpi=80, layout="constrained")
-    axes = fig.subplots(n_layer, n_head, squeeze=False)
+    ticks = list(range(0, T, every))
+    labels = [show(chars[t]) for t in ticks]
+    # Sizes in inches: maps, the gaps between them, and margins for labels, titles and the colour bar.
+    cell = min(3.6, max(2.2, 0.11 * T), 18.0 / n_head)
+    gap_x, gap_y, left, right, bottom, top = 0.15, 0.35, 0.6, 1.0, 0.6, 0.3
+    width = left + n_head * cell + (n_head - 1) * gap_x + right
+    height = bottom + n_layer * cell + (n_layer - 1) * gap_y + top
+    fig = Figure(figsize=(width, height), dpi=80)
+    axes = fig.subplots(
+        n_layer, n_head, squeeze=False,
+        gridspec_kw=dict(
+            left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+            wspace=gap_x / cell, hspace=gap_y / cell,
+        ),
+    )
     future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)  # causal mask: these weights are always 0
     image = None
     for layer, weights in enumerate(attentions):
         for head in range(n_head):
             ax = axes[layer][head]
             shown = weights[head].masked_fill(future, float("nan")).numpy()
-            image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_title(f"layer {layer + 1} · head {head + 1}", fontsize=9)
-            ticks = list(range(0, T, every))
-            ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=7, family="monospace")
-            ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=7, family="monospace")
-            ax.tick_params(length=0, pad=1)
+            image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+            ax.set_title(f"layer {layer + 1} · head {head + 1}", fontsize=9, pad=3)
+            ax.tick_params(length=0, pad=1, labelsize=7)
             if head == 0:
+                ax.set_yticks(ticks, labels, family="monospace")
                 ax.set_ylabel("looking from", fontsize=8)
+            else:
+                ax.set_yticks([])
             if layer == n_layer - 1:
+                ax.set_xticks(ticks, labels, family="monospace")
                 ax.set_xlabel("looking at", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+            else:
+                ax.set_xticks([])
+    bar = fig.add_axes((1 - (right - 0.25) / width, bottom / height, 0.14 / width, 1 - (bottom + top) / height))
+    fig.colorbar(image, cax=bar, label="attention weight")
     return fig
 
 
@@ -465,7 +483,7 @@ like the seed's `torch.zeros((1, 1))`; that starting character is not shown.
 INSIDE_HELP = """\
 What the model makes of your prompt. **Left:** its ten favourite next characters (before temperature, top-k or
 top-p). **Below:** every attention head of every layer. Each row is a character looking back; the bright cells
-are the earlier characters it takes its information from. The upper triangle stays dark: no peeking at the future.
+are the earlier characters it takes its information from. The grey upper triangle is the future: no peeking.
 """
 
 CSS = """
@@ -514,7 +532,7 @@ def build_demo(demo_model: TinyGPTDemo) -> gr.Blocks:
                         top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
                         with gr.Row():
                             seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3)
-                            dice = gr.Button("🎲 New seed", scale=1, size="sm")
+                            dice = gr.Button("Random seed", scale=1, size="sm")
                         gr.Markdown(GENERATE_HELP)
                 if examples:
                     gr.Examples(
@@ -528,10 +546,10 @@ def build_demo(demo_model: TinyGPTDemo) -> gr.Blocks:
                 with gr.Row():
                     bars = gr.BarPlot(
                         x="next character", y="probability", sort="-y", y_lim=[0, 1],
-                        label="Next character: top 10", height=320, elem_id="next-chars", scale=1,
+                        label="Next character: top 10", elem_id="next-chars", scale=1,
                     )
                     context = gr.Markdown(elem_id="context")
-                heatmaps = gr.Plot(label="Attention, per layer and head", format="png", elem_id="attention")
+                heatmaps = gr.Plot(label="Attention, per layer and head", show_label=False, format="png", elem_id="attention")
         with gr.Accordion("About this model", open=True):
             gr.Markdown(demo_model.facts_markdown(), elem_id="facts")
 

@@ -1,0 +1,152 @@
+"""app.py in a real browser: Playwright drives Chromium against `python app.py` on 127.0.0.1.
+
+Chromium: Debian's package (`apt-get install -y chromium`, found on PATH or via $CHROMIUM_PATH) or Playwright's own
+(`playwright install chromium`). With neither, every test here SKIPS and says why; with TINYGPT_REQUIRE_BROWSER=1
+(for a CI that installs one) they fail instead. Screenshots and the measured timings are written to
+test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_helpers import REPO, AppServer, app_env, make_model_dir
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = REPO / "test-artifacts"
+PROMPT = "ROMEO:\n"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    """The Chromium to launch (None: Playwright's own); skips the tests if there is none."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and (path := shutil.which(candidate)):
+            return path
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        if Path(p.chromium.executable_path).exists():
+            return None
+    reason = (
+        "no Chromium to drive: install Debian's (apt-get install -y chromium) or Playwright's "
+        "(python -m playwright install chromium), or set CHROMIUM_PATH"
+    )
+    if os.environ.get("TINYGPT_REQUIRE_BROWSER"):  # CI that installed a browser: its absence is a failure
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = find_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    model_dir = make_model_dir(tmp_path_factory.mktemp("browser_model") / "tiny", n_embd=64)
+    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("browser_logs") / "server.log", env=app_env()) as s:
+        yield s
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url)
+    page.wait_for_selector("#prompt textarea")
+    yield page
+    page.close()
+
+
+# Records (ms since the Generate click, length of the output text) every few milliseconds, in the page itself.
+RECORD_OUTPUT = """() => {
+  window.__samples = [];
+  window.__clicked = null;
+  document.querySelector('#generate-btn').addEventListener('click', () => { window.__clicked = performance.now(); }, true);
+  const box = document.querySelector('#output textarea');
+  let last = -1;
+  setInterval(() => {
+    if (window.__clicked === null) return;
+    const n = box.value.length;
+    if (n !== last) { window.__samples.push([performance.now() - window.__clicked, n]); last = n; }
+  }, 2);
+}"""
+
+
+def set_max_new_characters(page, value: int) -> None:
+    box = page.get_by_label("number input for Max new characters (server cap 1000)")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_generate_streams_then_see_inside_shows_the_plots(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.fill("#prompt textarea", PROMPT)
+    set_max_new_characters(page, 1000)
+    page.evaluate(RECORD_OUTPUT)
+    page.click("#generate-btn")
+    full = len(PROMPT) + 1000
+    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {full}", timeout=60_000)
+    samples = page.evaluate("window.__samples")
+    text = page.input_value("#output textarea")
+    assert text.startswith(PROMPT) and len(text) == full
+
+    growing = [(t, n) for t, n in samples if len(PROMPT) < n < full]
+    assert len(growing) >= 5, f"the text did not stream: {samples}"  # seen at many lengths on its way
+    first_char_ms = next(t for t, n in samples if n > len(PROMPT))
+    done_ms = next(t for t, n in samples if n >= full)
+    assert first_char_ms < done_ms / 2, samples
+    page.screenshot(path=str(ARTIFACTS / "app-generate.png"), full_page=True)
+
+    page.get_by_role("tab", name="See inside").click()  # selecting the tab looks inside the prompt
+    page.wait_for_function("document.querySelector('#context')?.innerText.includes('ROMEO:')", timeout=30_000)
+    page.wait_for_function(
+        "(() => { const img = document.querySelector('#attention img'); return img && img.naturalWidth > 100; })()",
+        timeout=30_000,
+    )
+    page.wait_for_selector("#next-chars svg.marks", timeout=30_000)  # the bar chart, drawn by Vega
+    assert page.locator("#next-chars svg.marks path[aria-roledescription='bar']").count() == 10
+    page.screenshot(path=str(ARTIFACTS / "app-see-inside.png"), full_page=True)
+    (ARTIFACTS / "app-browser-timings.json").write_text(
+        json.dumps({"first_char_ms": first_char_ms, "all_1000_chars_ms": done_ms, "updates_seen": len(samples)}, indent=1)
+    )
+
+
+def test_stop_ends_the_stream(page):
+    page.fill("#prompt textarea", PROMPT)
+    set_max_new_characters(page, 1000)
+    page.evaluate(RECORD_OUTPUT)
+    page.click("#generate-btn")
+    page.wait_for_function(f"document.querySelector('#output textarea').value.length > {len(PROMPT) + 5}")
+    page.click("#stop-btn")
+    page.wait_for_timeout(1500)
+    stopped_at = len(page.input_value("#output textarea"))
+    page.wait_for_timeout(500)
+    assert len(page.input_value("#output textarea")) == stopped_at < len(PROMPT) + 1000
+
+
+def test_unknown_characters_show_an_error_naming_them(page):
+    page.fill("#prompt textarea", "héllo")
+    page.click("#generate-btn")
+    toast = page.get_by_text("'é'", exact=False).first
+    toast.wait_for(timeout=15_000)
+    assert "never seen" in toast.inner_text()
