@@ -286,3 +286,17 @@ def test_trainer_can_train_it(tmp_path, tokenizer, small_text):
     assert losses[-1] < losses[0] - 0.5
     trainer.save_model(str(tmp_path / "saved"))
     assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path / "saved"), TinyGPTForCausalLM)
+
+
+def test_last_position_shortcut_gives_the_same_logits_and_cache(model):
+    """logits_to_keep=1 (what generate() asks for) computes only the last position in the last block."""
+    x = torch.randint(0, model.config.vocab_size, (2, 12))
+    mask = torch.ones_like(x)
+    mask[0, :4] = 0  # a left-padded row too
+    full_cache, short_cache = DynamicCache(config=model.config), DynamicCache(config=model.config)
+    full = model(x, attention_mask=mask, cache=full_cache, use_cache=True)
+    last = model(x, attention_mask=mask, cache=short_cache, use_cache=True, logits_to_keep=1)
+    assert last.logits.shape == (2, 1, model.config.vocab_size)
+    assert (last.logits - full.logits[:, -1:]).abs().max() < 1e-5
+    for a, b in zip(full_cache.layers, short_cache.layers):  # every position's keys/values are cached
+        assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)

@@ -51,16 +51,19 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, mask=None, cache=None, need_weights=False):
+    def forward(self, x, mask=None, cache=None, need_weights=False, last_only=False):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         if cache is not None:
             # Keys and values of earlier characters come from the cache: (B, nh, S, hs), S = past + T
             k, v = cache.update(k, v, self.layer_idx)
         S = k.shape[2]
+        if last_only:  # only the last character asks (see TinyGPTForCausalLM.forward); it may look at every key
+            q, T = q[:, -1:], 1
+            mask = mask[..., -1:, :] if mask is not None else None
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
 
         wei = None
         if not need_weights:
@@ -106,8 +109,9 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(config.n_embd)
         self.ln2 = nn.LayerNorm(config.n_embd)
 
-    def forward(self, x, mask=None, cache=None, need_weights=False):
-        attn_out, wei = self.sa(self.ln1(x), mask, cache, need_weights)
+    def forward(self, x, mask=None, cache=None, need_weights=False, last_only=False):
+        attn_out, wei = self.sa(self.ln1(x), mask, cache, need_weights, last_only)
+        x = x[:, -1:] if last_only else x
         x = x + attn_out
         x = x + self.ffwd(self.ln2(x))
         return x, wei
@@ -230,8 +234,13 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         all_hidden_states = (x,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         need_weights = output_attentions or self.config._attn_implementation == "eager"
-        for block in self.blocks:
-            x, wei = block(x, mask, cache, need_weights)
+        # generate() reads only the last position's logits (logits_to_keep=1). Then the last block computes only
+        # that position; its keys and values for every position still go to the cache. Exact, and it saves
+        # 1/n_layer of the work where it matters most: past block_size, when the whole window is run again.
+        last_only = isinstance(logits_to_keep, int) and logits_to_keep == 1 and T > 1
+        last_only = last_only and not (output_hidden_states or output_attentions)
+        for i, block in enumerate(self.blocks):
+            x, wei = block(x, mask, cache, need_weights, last_only=last_only and i == len(self.blocks) - 1)
             if output_hidden_states:
                 all_hidden_states += (x,)
             if output_attentions:
@@ -303,7 +312,8 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             if attention_mask is not None:
                 attention_mask = attention_mask[:, -window:]
             if cache is not None:
-                cache.reset()
+                cache.reset()  # what it held is invalid now; it stays empty while the window slides
+            cache, kwargs["use_cache"] = None, False  # filling it would be wasted: the next step starts over
             next_sequence_length = None  # feed the whole window, not just the newest character
 
         model_inputs = {"cache": cache, "attention_mask": attention_mask}
