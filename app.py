@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -147,21 +148,33 @@ def _facts(model, source: str) -> dict:
         "block_size": config.block_size,
         "vocab_size": config.vocab_size,
         "val_loss": None,
-        "step": None,
+        "steps": None,
     }
-    try:  # written by train.py; absent from untrained or converted models
-        state_file = cached_file(source, "trainer_state.json", _raise_exceptions_for_missing_entries=False)
-    except Exception:
-        state_file = None
-    if state_file:
+    state = _optional_file(source, "trainer_state.json")  # written by train.py; not pushed to the Hub
+    if state:
         try:
-            state = json.loads(Path(state_file).read_text(encoding="utf-8"))
+            state = json.loads(state)
             val_losses = [e["val_loss"] for e in state.get("log_history", []) if e.get("val_loss") is not None]
-            facts["val_loss"] = state.get("best_val_loss", min(val_losses) if val_losses else None)
-            facts["step"] = state.get("global_step")
-        except (ValueError, TypeError, AttributeError, KeyError, OSError):
+            facts["val_loss"] = state.get("best_val_loss", min(val_losses, default=None))
+            facts["steps"] = state.get("global_step")
+        except (ValueError, TypeError, AttributeError, KeyError):
             pass
+    if facts["val_loss"] is None:  # a pushed model: the model card's YAML header carries `val_loss`
+        card = _optional_file(source, "README.md") or ""
+        header = re.match(r"---\n(.*?)\n---", card, re.DOTALL)
+        found = header and re.search(r"^val_loss:\s*([0-9.eE+-]+)\s*$", header.group(1), re.MULTILINE)
+        if found:
+            facts["val_loss"] = float(found.group(1))
     return facts
+
+
+def _optional_file(source: str, filename: str) -> str | None:
+    """The text of a file in the model folder or repo, or None where there is none (or it cannot be had)."""
+    try:
+        path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False)
+        return Path(path).read_text(encoding="utf-8") if path else None
+    except Exception:  # offline, no such file, unreadable: the facts just go without it
+        return None
 
 
 def _first_line(err: BaseException) -> str:
@@ -299,9 +312,12 @@ class TinyGPTDemo:
         chunks: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
 
-        def emit(item):
+        def emit(item):  # called from the worker thread
             if not stop.is_set():
-                loop.call_soon_threadsafe(chunks.put_nowait, item)
+                try:
+                    loop.call_soon_threadsafe(chunks.put_nowait, item)
+                except RuntimeError:  # the event loop is gone: the server is shutting down
+                    stop.set()
 
         kwargs = {
             "attention_mask": torch.ones_like(input_ids),
@@ -385,11 +401,14 @@ class TinyGPTDemo:
             where = f"The prompt has {len(prompt)} characters; the model sees only the last {len(chars)}"
         else:
             where = f"The model sees all {len(chars)} characters of the prompt"
-        return f"{where} (block_size = {self.block_size}):\n\n```text\n{seen}\n```"
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", seen)), default=0))
+        return f"{where} (block_size = {self.block_size}):\n\n{fence}text\n{seen}\n{fence}"
 
     def facts_markdown(self) -> str:
         f = self.facts
-        loss = f"{f['val_loss']:.4f}" + (f" (step {f['step']})" if f["step"] else "") if f["val_loss"] is not None else "not recorded"
+        loss = "not recorded"
+        if f["val_loss"] is not None:
+            loss = f"{f['val_loss']:.4f}" + (f" after {f['steps']:,} steps" if f["steps"] else "")
         return "\n".join(
             [
                 f"**Model** `{f['source']}`",

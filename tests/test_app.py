@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import subprocess
 import sys
 import threading
@@ -279,6 +280,16 @@ def test_closing_the_stream_stops_the_worker_thread(demo_model):
     assert not running, "the generation thread kept running after the stream was closed"
 
 
+def test_model_facts_report_the_val_loss_of_a_trained_folder(app_module, model_dir, tmp_path):
+    import shutil
+
+    trained = shutil.copytree(model_dir, tmp_path / "trained")
+    state = {"global_step": 3000, "best_val_loss": 1.4821, "log_history": [{"step": 3000, "val_loss": 1.49}]}
+    (trained / "trainer_state.json").write_text(json.dumps(state))
+    facts = app_module.TinyGPTDemo(app_module.load_model(trained)).facts_markdown()
+    assert "| 1.4821 after 3,000 steps |" in facts
+
+
 def test_sampler_is_private_to_its_request(app_module):
     """Two samplers with the same seed draw the same characters even when the global RNG is disturbed between."""
     logits = torch.randn(1, 65)
@@ -309,11 +320,14 @@ def test_model_id_env_loads_a_hub_repo_like_a_space(model_dir, tmp_path):
         api = HfApi(endpoint=hub.url, token="hf_test")
         api.create_repo("tester/tiny-app")
         api.upload_folder(repo_id="tester/tiny-app", folder_path=model_dir)
+        card = "---\nlibrary_name: transformers\npipeline_tag: text-generation\nval_loss: 1.2345\n---\n# tiny\n"
+        api.upload_file(repo_id="tester/tiny-app", path_or_fileobj=card.encode(), path_in_repo="README.md")
         env = app_env(MODEL_ID="tester/tiny-app", HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf_home"))
         with AppServer([], tmp_path / "server.log", env=env) as server:
             client = Client(server.url, verbose=False)
             assert generate(client, max_new_tokens=20, seed=1).startswith(PROMPT)
-            assert "tester/tiny-app" in facts_markdown(server)
+            facts = facts_markdown(server)
+            assert "tester/tiny-app" in facts and "| 1.2345 |" in facts  # val loss from the model card
 
 
 @pytest.fixture
