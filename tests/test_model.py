@@ -300,3 +300,14 @@ def test_last_position_shortcut_gives_the_same_logits_and_cache(model):
     assert (last.logits - full.logits[:, -1:]).abs().max() < 1e-5
     for a, b in zip(full_cache.layers, short_cache.layers):  # every position's keys/values are cached
         assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_from_prompt_embeddings_slides_like_ids(model, use_cache):
+    prompt = torch.randint(0, model.config.vocab_size, (1, 5))
+    new = 2 * model.config.block_size
+    from_ids = model.generate(prompt, max_new_tokens=new, do_sample=False, use_cache=use_cache)
+    with torch.no_grad():
+        embeds = model.token_embedding(prompt)
+    from_embeds = model.generate(inputs_embeds=embeds, max_new_tokens=new, do_sample=False, use_cache=use_cache)
+    assert from_embeds.tolist() == from_ids[:, 5:].tolist()  # generate returns only the new ids here

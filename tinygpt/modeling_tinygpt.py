@@ -303,11 +303,21 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         Written out rather than delegated to transformers' generic version, which also inspects the forward
         signature on every step (a large share of a step for a model this small).
         """
-        # Positions are always derived from the (cropped) attention mask in `forward`; transformers' running
-        # position_ids would keep counting past block_size.
-        kwargs.pop("position_ids", None)
+        # generate()'s running position_ids keep counting past block_size, so `forward` derives positions from the
+        # (cropped) attention mask instead. They still tell the sequence's length, including a prompt given as
+        # embeddings, which input_ids does not hold (it then holds only the generated characters).
+        position_ids = kwargs.pop("position_ids", None)
         window = self.config.block_size
-        if input_ids.shape[1] > window:
+        if position_ids is not None:
+            length = position_ids.shape[-1]
+        else:
+            length = attention_mask.shape[1] if attention_mask is not None else input_ids.shape[1]
+        embedded_prompt = inputs_embeds is not None and input_ids.shape[1] < length
+        use_embeds = inputs_embeds is not None and is_first_iteration
+        if length > window:
+            if embedded_prompt:  # rebuild the window from the prompt's embeddings and the new characters
+                inputs_embeds = torch.cat([inputs_embeds, self.token_embedding(input_ids)], dim=1)[:, -window:]
+                use_embeds = True
             input_ids = input_ids[:, -window:]
             if attention_mask is not None:
                 attention_mask = attention_mask[:, -window:]
@@ -317,7 +327,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             next_sequence_length = None  # feed the whole window, not just the newest character
 
         model_inputs = {"cache": cache, "attention_mask": attention_mask}
-        if inputs_embeds is not None and is_first_iteration:  # a prompt given as embeddings is used once
+        if use_embeds:
             model_inputs["inputs_embeds"] = inputs_embeds
         else:
             model_inputs["input_ids"] = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
