@@ -39,11 +39,13 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=500)
     parser.add_argument("--runs", type=int, default=20, help="requests for the time-to-first-character statistics")
+    parser.add_argument("--threads", type=int, default=None, help="pass --threads N to app.py")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(make_model_dir(Path(tmp) / "model", n_embd=64, n_head=4, n_layer=2, block_size=32))
-        with AppServer(["--model", model], Path(tmp) / "server.log", env=app_env()) as server:
+        server_args = ["--model", model] + (["--threads", str(args.threads)] if args.threads else [])
+        with AppServer(server_args, Path(tmp) / "server.log", env=app_env()) as server:
             fn = fn_index(server.config(), "generate")
             for _ in range(3):  # warm-up: first-call costs (imports, allocator) are not what users see later
                 stream_generate(server.url, [PROMPT, 50, 0.8, 0, 1.0, 0], fn)
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
             watcher.join()
             busy_ttfc = sorted(first_char_seconds(r) for r in records)
 
-    print(f"model: {args.model or 'tiny random (n_embd 64, 2 layers, 4 heads, block 32)'}")
+    threads = f", app.py --threads {args.threads}" if args.threads else ""
+    print(f"model: {args.model or 'tiny random (n_embd 64, 2 layers, 4 heads, block 32)'}{threads}")
     print(
         f"time to first character, alone: median {statistics.median(ttfc) * 1000:.1f} ms, "
         f"p90 {ttfc[int(0.9 * (len(ttfc) - 1))] * 1000:.1f} ms, min {ttfc[0] * 1000:.1f} ms ({len(ttfc)} requests)"

@@ -57,7 +57,7 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def reference(model_dir):
-    """The same model, loaded in this process the way a Space loads it."""
+    """The same model, loaded in this process with the Auto classes and the folder's own code."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True).eval()

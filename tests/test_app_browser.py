@@ -8,6 +8,7 @@ test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -29,9 +30,7 @@ CHROMIUM_ARGS = [
 
 def find_chromium() -> str | None:
     """The Chromium to launch (None: Playwright's own); skips the tests if there is none."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         pytest.skip("playwright is not installed (pip install -e '.[dev]')")
     for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "google-chrome"):
         if candidate and (path := shutil.which(candidate)):
