@@ -70,6 +70,13 @@ EXAMPLES = [
 ]
 
 
+class BadInput(gr.Error):
+    """A request the server refuses: the user sees the message; the server log gets no traceback."""
+
+    def __init__(self, message: str):
+        super().__init__(message, print_exception=False)
+
+
 class ModelError(Exception):
     """A --model that cannot be served; the message is one line that says what to do."""
 
@@ -260,21 +267,21 @@ class TinyGPTDemo:
         self.stoi = vocab
         self.block_size = self.model.config.block_size
 
-    # -- input checks: raised as gr.Error, so the user sees the message and the server carries on
+    # -- input checks: raised as BadInput (a gr.Error), so the user sees the message and the server carries on
 
     def encode(self, prompt: str) -> torch.Tensor:
         """(1, T) ids of the prompt; an empty prompt starts from id 0, the first vocabulary character."""
         if prompt is None:
             prompt = ""
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise gr.Error(
+            raise BadInput(
                 f"The prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS} "
                 f"(the model only reads the last {self.block_size} anyway)."
             )
         unknown = sorted(set(prompt) - self.stoi.keys())
         if unknown:
             names = ", ".join(repr(c) for c in unknown)
-            raise gr.Error(
+            raise BadInput(
                 f"{len(unknown)} character(s) this model has never seen: {names}. "
                 f"It only knows the {len(self.stoi)} characters of its training text."
             )
@@ -287,18 +294,18 @@ class TinyGPTDemo:
             max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), int(seed)
             temperature, top_p = float(temperature), float(top_p)
         except (TypeError, ValueError):
-            raise gr.Error("max_new_tokens, top_k and seed must be integers; temperature and top_p numbers") from None
+            raise BadInput("max_new_tokens, top_k and seed must be integers; temperature and top_p numbers") from None
         if max_new_tokens < 1:
-            raise gr.Error(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+            raise BadInput(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         max_new_tokens = min(max_new_tokens, MAX_NEW_TOKENS)  # the server's cap
         if not temperature >= 0:
-            raise gr.Error(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+            raise BadInput(f"temperature must be >= 0 (0 = greedy), got {temperature}")
         if top_k < 0:
-            raise gr.Error(f"top_k must be >= 0 (0 = off), got {top_k}")
+            raise BadInput(f"top_k must be >= 0 (0 = off), got {top_k}")
         if not 0 < top_p <= 1:
-            raise gr.Error(f"top_p must be in (0, 1] (1 = off), got {top_p}")
+            raise BadInput(f"top_p must be in (0, 1] (1 = off), got {top_p}")
         if not 0 <= seed <= MAX_SEED:
-            raise gr.Error(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+            raise BadInput(f"seed must be between 0 and {MAX_SEED}, got {seed}")
         return max_new_tokens, temperature, top_k, top_p, seed
 
     # -- generation

@@ -306,8 +306,16 @@ def test_sampler_is_private_to_its_request(app_module):
 # ---------------------------------------------------------------------------- starting up: --model and MODEL_ID
 
 
-def test_default_model_is_the_bundled_checkpoint_next_to_app_py(app_module):
-    assert app_module.DEFAULT_MODEL == REPO / "checkpoints" / "tinyshakespeare"
+def test_default_model_is_the_bundled_checkpoint_next_to_app_py(app_module, tmp_path, monkeypatch, capsys):
+    assert app_module.DEFAULT_MODEL == REPO / "checkpoints" / "tinyshakespeare"  # whatever the working directory
+    # With no --model and no MODEL_ID the default is what gets loaded; a missing one says how to choose another.
+    missing = tmp_path / "checkpoints" / "tinyshakespeare"
+    monkeypatch.setattr(app_module, "DEFAULT_MODEL", missing)
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert app_module.main(["--port", "9"]) == 1
+    err = capsys.readouterr().err
+    assert str(missing) in err and "pass --model or set MODEL_ID" in err
 
 
 def test_model_id_env_loads_a_hub_repo_like_a_space(model_dir, tmp_path):
