@@ -106,9 +106,9 @@ def test_learning_rate_schedule():
 
 
 def test_reproduce_command_names_only_what_differs():
-    s = training.resolve_settings({"preset": "cpu", "max_iters": 10, "threads": 1})
+    s = training.resolve_settings({"preset": "cpu", "max_iters": 10, "threads": 2})
     assert training.reproduce_command(s, "my text.txt", "out", 1) == (
-        "python train.py --data 'my text.txt' --out-dir out --preset cpu --max-iters 10 --threads 1"
+        "python train.py --data 'my text.txt' --out-dir out --preset cpu --max-iters 10 --threads 2"
     )
     assert training.reproduce_command(training.resolve_settings({}), "a.txt", "o", 2).startswith(
         "torchrun --nproc-per-node 2 train.py --data a.txt --out-dir o"
@@ -329,6 +329,10 @@ def test_out_dir_holding_a_model_is_never_overwritten_silently(trained, tmp_path
     code, _, err = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--n-embd", 32, "--max-iters", 5)
     assert code == 2 and "already holds a model (step 40)" in err and "--overwrite" in err and "--resume" in err
     assert folder_digest(out_dir) == before
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, _, err = train(capsys, "--data", empty, "--out-dir", out_dir, *TINY, "--overwrite")
+    assert code == 2 and folder_digest(out_dir) == before  # --overwrite acts only once the new run is saved
     code, _, _ = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--n-embd", 32, "--max-iters", 5,
                        "--eval-interval", 5, "--overwrite")
     assert code == 0
@@ -404,7 +408,7 @@ def test_bad_corpus(tmp_path, capsys, kind, message):
     code, _, err = train(capsys, "--data", _bad_corpus(tmp_path, kind), "--out-dir", tmp_path / "out", *TINY)
     assert code == 2 and message in err
     assert err.startswith("train.py: error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert not (tmp_path / "out" / "config.json").exists()
+    assert not (tmp_path / "out").exists()  # a run that cannot start leaves nothing behind
 
 
 @pytest.mark.parametrize(
@@ -420,6 +424,7 @@ def test_bad_corpus(tmp_path, capsys, kind, message):
         (["--lr-schedule", "cosine"], "--lr-schedule cosine needs --lr-decay-iters"),
         (["--beta2", "1.0"], "--beta2 must be in [0, 1)"),
         (["--dtype", "fp16", "--device", "cpu"], "--dtype fp16 needs a GPU"),
+        (["--push-every-eval"], "--push-every-eval needs --push-to-hub REPO_ID"),
     ],
 )
 def test_bad_settings(tmp_path, capsys, corpus, flags, message):
