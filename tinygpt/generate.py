@@ -68,10 +68,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable samples")
     parser.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     parser.add_argument("--device", default="cpu", choices=DEVICE_CHOICES)
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="CPU threads (default 1: a character model's matrices are too small to split, and one thread is "
+        "faster; more can help a large model past block_size)",
+    )
 
 
 def run(args) -> int:
     kwargs = generation_kwargs(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model, tokenizer = load_pretrained(args.model, revision=args.revision, device=device)
     input_ids = encode_prompt(tokenizer, args.prompt, device)

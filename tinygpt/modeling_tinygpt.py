@@ -53,17 +53,15 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x, mask=None, cache=None, need_weights=False, last_only=False):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        # every head's query, key and value at once: (B, T, 3 * C) -> three tensors of shape (B, nh, T, hs)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
         if cache is not None:
             # Keys and values of earlier characters come from the cache: (B, nh, S, hs), S = past + T
             k, v = cache.update(k, v, self.layer_idx)
         S = k.shape[2]
         if last_only:  # only the last character asks (see TinyGPTForCausalLM.forward); it may look at every key
-            q, T = q[:, -1:], 1
+            q, T = q[:, :, -1:], 1
             mask = mask[..., -1:, :] if mask is not None else None
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
 
         wei = None
         if not need_weights:
