@@ -1,0 +1,347 @@
+"""TinyGPT: the blog series' character-level GPT as a transformers model.
+
+A reader of the series finds every piece under its own name, in data-flow order:
+
+    Head + MultiHeadAttention (posts 38-39)  ->  MultiHeadAttention
+    FeedForward (post 40)                    ->  FeedForward
+    Block (post 41)                          ->  Block
+    GPT (the final post)                     ->  TinyGPTForCausalLM
+
+What changes is how it is computed, never what: with the default config the logits equal the seed's
+(to float rounding). The additions are the transformers contract: a key/value cache so `generate()` does not
+re-run the whole context for every character, `attention_mask`/`position_ids` for padded batches, labels that are
+shifted inside the model, and safetensors save/load.
+
+This file is copied next to the weights by `save_pretrained`, so it imports only torch and transformers.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation.stopping_criteria import MaxLengthCriteria
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils.deprecation import deprecate_kwarg
+
+from .configuration_tinygpt import TinyGPTConfig
+
+
+class MultiHeadAttention(nn.Module):
+    """`n_head` causal self-attention heads side by side, concatenated, then `proj` and dropout.
+
+    The seed gives each `Head(head_size)` its own `key`, `query` and `value` = `nn.Linear(n_embd, head_size,
+    bias=False)` and loops over the heads. Here all 3 * n_head of those matrices are stacked into one
+    `qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)`, rows `[queries | keys | values]`, head h at rows
+    `h * head_size : (h + 1) * head_size` of each third, so one matmul computes every head at once.
+    `tinygpt.convert` maps a seed state_dict onto this layout.
+    """
+
+    def __init__(self, config: TinyGPTConfig, layer_idx: int):
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_size = config.n_embd // config.n_head
+        self.layer_idx = layer_idx  # which layer of the cache this attention reads and writes
+        # The seed's Head: `wei = q @ k.transpose(-2, -1) * C**-0.5`, C = n_embd (see TinyGPTConfig.attn_scale).
+        self.scale = (config.n_embd if config.attn_scale == "n_embd" else self.head_size) ** -0.5
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, mask=None, cache=None, need_weights=False, last_only=False):
+        B, T, C = x.shape
+        # every head's query, key and value at once: (B, T, 3 * C) -> three tensors of shape (B, nh, T, hs)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            # Keys and values of earlier characters come from the cache: (B, nh, S, hs), S = past + T
+            k, v = cache.update(k, v, self.layer_idx)
+        S = k.shape[2]
+        if last_only:  # only the last character asks (see TinyGPTForCausalLM.forward); it may look at every key
+            q, T = q[:, :, -1:], 1
+            mask = mask[..., -1:, :] if mask is not None else None
+
+        wei = None
+        if not need_weights:
+            # One fused kernel for the seed's scores -> mask -> softmax -> weighted sum. With no mask and T > 1 the
+            # keys are exactly the queries' positions, so SDPA's built-in causal mask is the seed's `tril`.
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1, scale=self.scale)
+        else:
+            # The seed's Head, written out: used for output_attentions=True and attn_implementation="eager"
+            if mask is None:  # the seed's `tril`, offset by the S - T cached keys
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            wei = q @ k.transpose(-2, -1) * self.scale  # (B, nh, T, S)
+            wei = wei.masked_fill(~mask, float("-inf"))
+            wei = F.softmax(wei, dim=-1)
+            out = wei @ v  # (B, nh, T, hs)
+        out = out.transpose(1, 2).reshape(B, T, C)  # heads concatenated, as torch.cat([h(x) for h in heads], -1)
+        out = self.dropout(self.proj(out))
+        return out, wei
+
+
+class FeedForward(nn.Module):
+    """The seed's per-character MLP: expand 4x, ReLU, project back, dropout."""
+
+    def __init__(self, config: TinyGPTConfig):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.ReLU() if config.activation == "relu" else nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block: attention gathers context, the feed-forward processes it."""
+
+    def __init__(self, config: TinyGPTConfig, layer_idx: int):
+        super().__init__()
+        self.sa = MultiHeadAttention(config, layer_idx)
+        self.ffwd = FeedForward(config)
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+
+    def forward(self, x, mask=None, cache=None, need_weights=False, last_only=False):
+        attn_out, wei = self.sa(self.ln1(x), mask, cache, need_weights, last_only)
+        x = x[:, -1:] if last_only else x
+        x = x + attn_out
+        x = x + self.ffwd(self.ln2(x))
+        return x, wei
+
+
+class TinyGPTPreTrainedModel(PreTrainedModel):
+    config: TinyGPTConfig
+    config_class = TinyGPTConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    _no_split_modules = ["Block"]
+    _supports_sdpa = True
+    _supports_attention_backend = False
+    _can_compile_fullgraph = False
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """The seed builds its layers with PyTorch's default initialisation, and so does tinygpt.
+
+        transformers would otherwise re-initialise every Linear and Embedding with GPT-2's N(0, 0.02). The
+        `init.*` helpers skip tensors that `from_pretrained` has loaded, so loaded weights are never touched.
+        """
+        if isinstance(module, nn.Linear):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # what nn.Linear.reset_parameters does
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.in_features)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
+    """The seed's `GPT`: token + position embeddings -> blocks -> ln_f -> head -> logits (and loss)."""
+
+    def __init__(self, config: TinyGPTConfig):
+        super().__init__(config)
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.ModuleList([Block(config, layer_idx=i) for i in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.token_embedding
+
+    def set_input_embeddings(self, value):
+        self.token_embedding = value
+
+    def get_output_embeddings(self):
+        return self.head
+
+    def set_output_embeddings(self, value):
+        self.head = value
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch, T)`): character ids. With a `cache`, only the new ones.
+        cache (`Cache`): keys/values of earlier characters, filled in place; returned as `output.cache`.
+        attention_mask (`torch.Tensor` of shape `(batch, past + T)`): 1 for real characters, 0 for (left) padding.
+        position_ids (`torch.LongTensor` of shape `(batch, T)`): positions in `[0, block_size)`; by default counted
+            from the first real character of each row (so left padding does not shift positions).
+        labels (`torch.LongTensor` of shape `(batch, T)`): usually `input_ids`; shifted inside the model, so position
+            t is scored against labels[t + 1]; -100 is ignored. To score every position against targets you already
+            shifted (the seed's `targets`), pass `shift_labels=targets` instead.
+        logits_to_keep (`int`): compute logits only for the last this-many positions (0 = all).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("TinyGPT: pass exactly one of input_ids or inputs_embeds")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        use_cache = (self.config.use_cache and not self.training) if use_cache is None else use_cache
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        elif not use_cache:
+            cache = None
+
+        tok_emb = self.token_embedding(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        B, T = tok_emb.shape[:2]
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"TinyGPT: {past + T} positions ({past} cached + {T} new) exceed block_size={self.config.block_size}, "
+                "the number of learned position embeddings. Crop the input to its last block_size characters "
+                "(input_ids[:, -block_size:]) as the seed does, or use generate(), which slides the window for you."
+            )
+        if attention_mask is not None and attention_mask.ndim != 2:
+            raise ValueError("TinyGPT: attention_mask must be 2-D (batch, past + T): 1 for characters, 0 for padding")
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        if position_ids is None:
+            if padded:  # count positions from each row's first real character
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+            else:
+                position_ids = torch.arange(past, past + T, device=tok_emb.device).unsqueeze(0)
+        elif int(position_ids.max()) >= self.config.block_size:
+            raise ValueError(f"TinyGPT: position_ids must be < block_size={self.config.block_size}")
+        mask = self._attention_mask(attention_mask if padded else None, T, past, tok_emb.device)
+
+        pos_emb = self.position_embedding(position_ids)  # (1 or B, T, C)
+        x = tok_emb + pos_emb  # (B, T, C)
+        all_hidden_states = (x,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        need_weights = output_attentions or self.config._attn_implementation == "eager"
+        # generate() reads only the last position's logits (logits_to_keep=1). Then the last block computes only
+        # that position; its keys and values for every position still go to the cache. Exact, and it saves
+        # 1/n_layer of the work where it matters most: past block_size, when the whole window is run again.
+        last_only = isinstance(logits_to_keep, int) and logits_to_keep == 1 and T > 1
+        last_only = last_only and not (output_hidden_states or output_attentions)
+        for i, block in enumerate(self.blocks):
+            x, wei = block(x, mask, cache, need_weights, last_only=last_only and i == len(self.blocks) - 1)
+            if output_hidden_states:
+                all_hidden_states += (x,)
+            if output_attentions:
+                all_attentions += (wei,)
+        x = self.ln_f(x)  # (B, T, C)
+        if output_hidden_states:  # transformers convention: the last hidden state is the normalised one
+            all_hidden_states = all_hidden_states[:-1] + (x,)
+
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            x = x[:, -logits_to_keep:, :]
+        elif isinstance(logits_to_keep, torch.Tensor):
+            x = x[:, logits_to_keep, :]
+        logits = self.head(x)  # (B, T, vocab_size)
+
+        loss = None
+        if labels is not None or kwargs.get("shift_labels") is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+
+        output = CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=cache, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def _attention_mask(attention_mask, T, past, device):
+        """The (B or 1, 1, T, past + T) boolean mask, True where a query may look at a key; None for plain causal.
+
+        None lets SDPA use its causal kernel: valid when there is no padding and either nothing is cached
+        (queries and keys line up) or a single new character looks at everything before it.
+        """
+        if attention_mask is None and (past == 0 or T == 1):
+            return None
+        S = past + T
+        q_pos = torch.arange(past, S, device=device)[:, None]
+        k_pos = torch.arange(S, device=device)[None, :]
+        mask = k_pos <= q_pos  # (T, S): the seed's `tril`, offset by the cached keys
+        if attention_mask is None:
+            return mask[None, None]
+        # Padding keys are hidden from every query. A padding query still sees itself, so no row is all -inf
+        # (softmax of that is NaN, which would leak into real positions through 0 * NaN).
+        keep = attention_mask[:, None, None, -S:].bool()  # (B, 1, 1, S)
+        return (mask & keep) | (k_pos == q_pos)
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        next_sequence_length=None,
+        cache=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        """The inputs of one generation step; past `block_size` the window slides as the seed's `idx[:, -block_size:]`.
+
+        Learned absolute positions mean every character moves to a new position when the window slides, so no
+        cached key or value stays valid: the cache is emptied and the last `block_size` characters are run again.
+        Within `block_size` the cache works as usual and only the new character is computed.
+
+        Written out rather than delegated to transformers' generic version, which also inspects the forward
+        signature on every step (a large share of a step for a model this small).
+        """
+        # generate()'s running position_ids keep counting past block_size, so `forward` derives positions from the
+        # (cropped) attention mask instead. They still tell the sequence's length, including a prompt given as
+        # embeddings, which input_ids does not hold (it then holds only the generated characters).
+        position_ids = kwargs.pop("position_ids", None)
+        window = self.config.block_size
+        if position_ids is not None:
+            length = position_ids.shape[-1]
+        else:
+            length = attention_mask.shape[1] if attention_mask is not None else input_ids.shape[1]
+        embedded_prompt = inputs_embeds is not None and input_ids.shape[1] < length
+        use_embeds = inputs_embeds is not None and is_first_iteration
+        if length > window:
+            if embedded_prompt:  # rebuild the window from the prompt's embeddings and the new characters
+                inputs_embeds = torch.cat([inputs_embeds, self.token_embedding(input_ids)], dim=1)[:, -window:]
+                use_embeds = True
+            input_ids = input_ids[:, -window:]
+            if attention_mask is not None:
+                attention_mask = attention_mask[:, -window:]
+            if cache is not None:
+                cache.reset()  # what it held is invalid now; it stays empty while the window slides
+            cache, kwargs["use_cache"] = None, False  # filling it would be wasted: the next step starts over
+            next_sequence_length = None  # feed the whole window, not just the newest character
+
+        model_inputs = {"cache": cache, "attention_mask": attention_mask}
+        if use_embeds:
+            model_inputs["inputs_embeds"] = inputs_embeds
+        else:
+            model_inputs["input_ids"] = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
+        for key, value in kwargs.items():  # use_cache, output_attentions, logits_to_keep, ...
+            if key not in ("labels", "shift_labels"):
+                model_inputs.setdefault(key, value)
+        return model_inputs
+
+    def _get_stopping_criteria(self, *args, **kwargs):
+        # transformers warns once a sequence outgrows `max_position_embeddings` (our block_size); tinygpt slides its
+        # window there by design, so that reminder would only mislead.
+        criteria = super()._get_stopping_criteria(*args, **kwargs)
+        for criterion in criteria:
+            if isinstance(criterion, MaxLengthCriteria):
+                criterion.max_position_embeddings = None
+        return criteria
+
+
+__all__ = ["TinyGPTForCausalLM", "TinyGPTPreTrainedModel"]
