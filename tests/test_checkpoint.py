@@ -55,3 +55,11 @@ def test_it_writes_shakespeare_like_text(bundled):
     known = sum(w in corpus_words for w in words) / len(words)
     assert len(words) > 40 and known > 0.6, text  # mostly real words (random characters would be ~0)
     assert re.search(r"\n[A-Z][A-Za-z ]+:\n", text), text  # a speaker's name on its own line
+
+
+@pytest.mark.parametrize("name", ["configuration_tinygpt.py", "modeling_tinygpt.py"])
+def test_its_code_files_are_the_current_ones(name):
+    """The demo loads the bundled folder's own copy of the model code; it must be the package's."""
+    assert (CHECKPOINT / name).read_text() == (ROOT / "tinygpt" / name).read_text(), (
+        f"refresh it: cp tinygpt/{name} checkpoints/tinyshakespeare/"
+    )
