@@ -311,3 +311,15 @@ def test_generate_from_prompt_embeddings_slides_like_ids(model, use_cache):
         embeds = model.token_embedding(prompt)
     from_embeds = model.generate(inputs_embeds=embeds, max_new_tokens=new, do_sample=False, use_cache=use_cache)
     assert from_embeds.tolist() == from_ids[:, 5:].tolist()  # generate returns only the new ids here
+
+
+def test_default_generation_samples_from_the_whole_softmax_like_the_seed(tmp_path):
+    seed_model, ours = seed_and_tinygpt("other", seed=6)
+    ours.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert (loaded.generation_config.do_sample, loaded.generation_config.top_k) == (True, 0)
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    torch.manual_seed(7)
+    reference = seed_model.generate(prompt, 60)  # the seed's own sampling loop
+    torch.manual_seed(7)
+    assert loaded.generate(prompt, max_new_tokens=60).tolist() == reference.tolist()
