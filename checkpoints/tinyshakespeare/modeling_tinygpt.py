@@ -155,6 +155,11 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size)
         self.post_init()
+        # The seed's generate() samples the next character from the whole softmax; make that generate()'s default
+        # too (transformers would otherwise decode greedily, or keep only the top 50 when sampling).
+        # `do_sample=False` is still greedy, and every other decoding option can be passed as usual.
+        self.generation_config.do_sample = True
+        self.generation_config.top_k = 0
 
     def get_input_embeddings(self):
         return self.token_embedding
