@@ -402,6 +402,7 @@ class TrainingRun:
         self.best_val_loss = None
         self.prior_elapsed = 0.0
         self.resumed = resume_state is not None
+        self.saved_step = None  # the step the folder's checkpoint holds
         if self.resumed:
             self._restore(resume_state)
 
@@ -419,10 +420,23 @@ class TrainingRun:
                 f"note: resuming with {self.world} process(es) where the run used {len(saved_ranks)}: the weights and "
                 "optimizer continue exactly, the random batches from here on are new ones"
             )
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         self.log_history = list(state["log_history"])
         self.best_val_loss = state["best_val_loss"]
         self.prior_elapsed = state["elapsed_s"]
+
+    def close(self) -> None:
+        """Release the DDP wrapper, then the process group.
+
+        Left to garbage collection, DDP's reducer can be the last owner of the gloo process group: its destructor
+        then joins gloo's worker threads while holding the GIL, and a worker still releasing the last
+        collective's tensors waits for that GIL: a deadlock (or, at interpreter exit, "terminate called without
+        an active exception"). Freed while the process group is still registered, the reducer is not its last
+        owner, and `destroy_process_group` joins the workers with the GIL released.
+        """
+        if self.world > 1:
+            self.model, self.optimizer = self.accelerator.free_memory(self.model, self.optimizer)
+        self.accelerator.end_training()
 
     # ------------------------------------------------------------------------------------------- reporting
 
@@ -501,8 +515,6 @@ class TrainingRun:
             f"steps {self.step} -> {s['max_iters']}, device {self.device.type}"
         )
         bar = self._progress_bar()
-        saved_step = self.step if self.resumed else None  # the step the folder holds now
-        loss = None
         last_postfix = 0.0
         step = self.step
         while True:
@@ -510,7 +522,6 @@ class TrainingRun:
             if at_eval and not (self.log_history and self.log_history[-1]["step"] == step):
                 self._evaluate(step, bar)
                 self.save(step)
-                saved_step = step
                 if self.push_every_eval:
                     self.push(step)
             if step >= s["max_iters"] or self.should_stop(step):
@@ -525,7 +536,7 @@ class TrainingRun:
                     bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{learning_rate_at(step - 1, s):.2e}", refresh=False)
         if bar is not None:
             bar.close()
-        if saved_step != step:
+        if self.saved_step != step:
             self.save(step)
 
         if self.stop.signal_name is not None and step < s["max_iters"]:
@@ -595,10 +606,10 @@ class TrainingRun:
             error = broadcast_object_list([error])[0]
         if error:
             raise CheckpointError(error)
+        self.saved_step = step
 
     def _describe_save_error(self, step, err) -> str:
-        previous = [e["step"] for e in self.log_history if e["step"] < step]
-        kept = f"the previous checkpoint (step {previous[-1]})" if previous else "the folder"
+        kept = f"the previous checkpoint (step {self.saved_step})" if self.saved_step is not None else "the folder"
         reason = "disk full" if is_disk_full(err) else "write failed"
         return (
             f"could not save step {step} to {self.out_dir} ({reason}: {err.strerror or err}); "
@@ -771,6 +782,7 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
     given = vars(build_parser().parse_args(argv))
     is_main = os.environ.get("RANK", "0") == "0"
     stop = StopRequest()
+    run = None
     try:
         quiet_libraries()
         run = setup(given, start_time, stop)
@@ -786,6 +798,8 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
         return 130
     finally:
         stop.uninstall()
+        if run is not None:
+            run.close()
 
 
 def setup(given: dict, start_time: float, stop: StopRequest | None = None) -> TrainingRun:
