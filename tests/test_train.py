@@ -7,7 +7,6 @@ is in test_train_cli.py.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import signal

@@ -610,10 +610,11 @@ class TrainingRun:
 
     def _describe_save_error(self, step, err) -> str:
         kept = f"the previous checkpoint (step {self.saved_step})" if self.saved_step is not None else "the folder"
-        reason = "disk full" if is_disk_full(err) else "write failed"
+        full = is_disk_full(err)
         return (
-            f"could not save step {step} to {self.out_dir} ({reason}: {err.strerror or err}); "
-            f"{kept} is intact. Free some space and continue with --resume"
+            f"could not save step {step} to {self.out_dir} ({'disk full' if full else 'write failed'}: "
+            f"{err.strerror or err}); {kept} is intact. {'Free some space' if full else 'Fix that'} and continue "
+            "with --resume"
         )
 
     def trainer_state(self, step: int) -> dict:
@@ -672,9 +673,12 @@ class TrainingRun:
 
         start = self.tokenizer.convert_tokens_to_ids("\n") if "\n" in self.chars else 0
         input_ids = torch.tensor([[start]], device=self.device)
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        accelerated = self.device.type in ("cuda", "mps")
         self.raw_model.eval()
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(
+            devices=[self.device.index or 0] if accelerated else [],
+            device_type=self.device.type if accelerated else "cuda",
+        ):
             torch.manual_seed(self.s["seed"])
             with self.accelerator.autocast():
                 out = self.raw_model.generate(
