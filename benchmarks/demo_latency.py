@@ -1,6 +1,6 @@
 """Numbers for the demo: time to first streamed character, characters per second, server memory.
 
-    python tests/app_bench.py [--model DIR] [--clients 8] [--tokens 500] [--runs 20]
+    python benchmarks/demo_latency.py [--model DIR] [--clients 8] [--tokens 500] [--runs 20]
 
 Starts `python app.py` in a subprocess (a tiny random model unless --model is given), then talks to it through
 gradio's raw queue protocol (tests/app_helpers.py: stream_generate), so every timing includes the HTTP round
@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the demo tests' server helpers
 
 from app_helpers import AppServer, app_env, fn_index, make_model_dir, rss_mib, stream_generate  # noqa: E402
 
