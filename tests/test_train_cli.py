@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from tinygpt import checkpoint
+from no_tinygpt import run_without_tinygpt
 from tinygpt.loading import load_pretrained
 from train_helpers import (
     REPO, TINY, TRAIN_PY, child_env, run_train, start_train, trainer_state, without_elapsed, write_corpus,
@@ -35,25 +35,6 @@ def wait_for(predicate, timeout=120.0, proc=None):
         time.sleep(0.02)
 
 
-LOAD_WITHOUT_TINYGPT = r"""
-import json, sys
-class NoTinygpt:  # as on a machine with only torch + transformers
-    def find_spec(self, name, path=None, target=None):
-        if name == "tinygpt" or name.startswith("tinygpt."):
-            raise ImportError("tinygpt is not installed here")
-sys.meta_path.insert(0, NoTinygpt())
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
-ids = tokenizer("the quick brown fox", return_tensors="pt")["input_ids"][:, -8:]
-with torch.no_grad():
-    logits = model(ids).logits
-print(json.dumps({"module": type(model).__module__, "ids": ids.tolist(), "logits": logits[0, -1].tolist(),
-                  "tinygpt_imported": any(m.split(".")[0] == "tinygpt" for m in sys.modules)}))
-"""
-
-
 def test_plain_output_and_a_folder_that_loads_without_tinygpt(tmp_path, corpus):
     out_dir = tmp_path / "run"
     result = run_train(["--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 20, "--eval-interval", 10],
@@ -66,13 +47,21 @@ def test_plain_output_and_a_folder_that_loads_without_tinygpt(tmp_path, corpus):
     assert all(", val " in line for line in lines[1:4]) and lines[4].startswith("done: step 20")
     assert len(lines) == 5
 
-    loaded = subprocess.run(
-        [sys.executable, "-c", LOAD_WITHOUT_TINYGPT, str(out_dir)], cwd=tmp_path, capture_output=True, text=True,
-        env=child_env(HF_HOME=str(tmp_path / "hf_home")), timeout=120,
+    # as on a machine with only torch + transformers (run_without_tinygpt also checks tinygpt was never imported)
+    remote = run_without_tinygpt(
+        f"""
+        import json, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        model = AutoModelForCausalLM.from_pretrained({str(out_dir)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(out_dir)!r}, trust_remote_code=True)
+        ids = tokenizer("the quick brown fox", return_tensors="pt")["input_ids"][:, -8:]
+        with torch.no_grad():
+            logits = model(ids).logits
+        print(json.dumps({{"module": type(model).__module__, "ids": ids.tolist(), "logits": logits[0, -1].tolist()}}))
+        """,
+        cwd=tmp_path, env=child_env(HF_HOME=str(tmp_path / "hf_home")), timeout=120,
     )
-    assert loaded.returncode == 0, loaded.stderr
-    remote = json.loads(loaded.stdout)
-    assert remote["module"].startswith("transformers_modules.") and not remote["tinygpt_imported"]
+    assert remote["module"].startswith("transformers_modules.")
     model, _ = load_pretrained(out_dir)
     with torch.no_grad():
         logits = model(torch.tensor(remote["ids"])).logits[0, -1]
