@@ -13,25 +13,14 @@ class CorpusError(ValueError):
 
 def read_corpus(path: str | Path) -> str:
     """The whole file as text, decoded as UTF-8 (the encoding the seed's `open(..., encoding="utf-8")` uses)."""
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(f"{path}: no such file")
-    if path.is_dir():
-        raise CorpusError(f"{path}: is a folder; give the text file itself")
-    data = path.read_bytes()
-    if not data:
-        raise _empty(path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _not_utf8(path, err.start, err.reason, data) from None
+    return "".join(iter_corpus(path))
 
 
 def iter_corpus(path: str | Path, chunk_bytes: int = 1 << 22) -> Iterator[str]:
     """The file's text in pieces of about `chunk_bytes` bytes, for corpora too big to hold as one string.
 
-    Same checks and messages as `read_corpus` (the byte offset of a decoding error counts from the start of the
-    file); a character split between two reads is carried over, so `"".join(iter_corpus(p)) == read_corpus(p)`.
+    Missing, empty and non-UTF-8 files raise a CorpusError (the byte offset of a decoding error counts from the
+    start of the file); a character split between two reads is carried over, so the pieces join to the whole text.
     """
     path = Path(path)
     if not path.exists():
