@@ -1,7 +1,11 @@
+import ast
+from pathlib import Path
+
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from tinygpt import CharTokenizer, char_tokenizer
+from tinygpt.tokenization import describe_unknown_characters
 
 UNICODE_TEXT = "Ça va? Ünïcödé, tabs\tand\r\nCRLF, emoji 🙂 and combining e\u0301 — done.\n"
 
@@ -52,9 +56,10 @@ def test_saved_tokenizer_loads_without_tinygpt_classes(tmp_path, small_text):
     tok = char_tokenizer(small_text)
     tok(["a", "All"], padding=True)  # padding state must not leak into tokenizer.json
     tok.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tokenization_tinygpt.py", "tokenizer.json", "tokenizer_config.json"]  # the class travels as remote code
 
-    plain = PreTrainedTokenizerFast.from_pretrained(tmp_path)  # what a machine without tinygpt gets
+    plain = PreTrainedTokenizerFast.from_pretrained(tmp_path)  # no trust_remote_code: tokenizer.json alone
     ids = plain(small_text)["input_ids"]
     assert ids == tok(small_text)["input_ids"]
     assert plain.decode(ids, skip_special_tokens=True) == small_text
@@ -65,3 +70,28 @@ def test_saved_tokenizer_loads_without_tinygpt_classes(tmp_path, small_text):
     assert ours.pad_token_id == 0 and ours.padding_side == "left"
     with pytest.raises(ValueError, match="'X'"):
         ours("X")
+
+
+def test_unknown_characters_and_the_one_message(small_text):
+    """What the demo and `tinygpt generate` use to name characters before encoding."""
+    tok = char_tokenizer(small_text)
+    assert tok.unknown_characters(["Hi", ("zebra", "€")]) == ["H", "b", "€"]
+    assert tok.unknown_characters("All:\n") == []
+    tok.check_characters("Speak")  # no error
+    message = describe_unknown_characters(["€", "H"], set(small_text))
+    assert message.startswith("2 character(s) not in the model's vocabulary: 'H', '€'.")
+    with pytest.raises(ValueError) as err:
+        tok.check_characters("H€")
+    assert str(err.value) == message
+
+
+def test_the_remote_code_file_imports_only_what_a_hub_user_has():
+    """tokenization_tinygpt.py is copied next to the weights and run where only transformers is installed."""
+    source = Path(__file__).resolve().parents[1] / "tinygpt" / "tokenization_tinygpt.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:  # relative: the other copied code files
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "transformers", "tokenizers", "typing", "collections"}, imported
