@@ -57,9 +57,9 @@ def test_it_writes_shakespeare_like_text(bundled):
     assert re.search(r"\n[A-Z][A-Za-z ]+:\n", text), text  # a speaker's name on its own line
 
 
-@pytest.mark.parametrize("name", ["configuration_tinygpt.py", "modeling_tinygpt.py"])
+@pytest.mark.parametrize("name", ["configuration_tinygpt.py", "modeling_tinygpt.py", "tokenization_tinygpt.py"])
 def test_its_code_files_are_the_current_ones(name):
-    """The demo loads the bundled folder's own copy of the model code; it must be the package's."""
+    """The demo loads the bundled folder's own copy of the model and tokenizer code; it must be the package's."""
     assert (CHECKPOINT / name).read_text() == (ROOT / "tinygpt" / name).read_text(), (
         f"refresh it: cp tinygpt/{name} checkpoints/tinyshakespeare/"
     )
