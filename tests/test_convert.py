@@ -1,6 +1,7 @@
 """`tinygpt convert-seed`: a state_dict of the blog's GPT becomes a tinygpt folder with the same logits."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -125,3 +126,183 @@ def test_missing_files(tmp_path, seed_checkpoint):
     _, path, corpus = seed_checkpoint
     assert "no such file" in run_cli("convert-seed", tmp_path / "nope.pt", "--data", corpus, "--out", tmp_path / "o").stderr
     assert "no such file" in run_cli("convert-seed", path, "--data", tmp_path / "nope.txt", "--out", tmp_path / "o").stderr
+
+
+def run_in_process(capsys, *args):
+    """`tinygpt ARGS` in this process (no interpreter start): (exit code, stdout, stderr)."""
+    from tinygpt import cli
+
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _not_a_checkpoint(tmp_path, seed_path, case):
+    path = tmp_path / f"{case}.pt"
+    if case == "hello":
+        path.write_bytes(b"hello")
+    elif case == "random-bytes":
+        path.write_bytes(bytes(torch.randint(0, 256, (1000,), generator=torch.Generator().manual_seed(0)).tolist()))
+    elif case == "python-file":
+        path = tmp_path / "model.py"
+        path.write_text("import torch\n\nmodel = torch.nn.Linear(2, 2)\n")
+    elif case == "truncated":
+        data = seed_path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "directory":
+        path = tmp_path / "a-folder"
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("hello", "not a PyTorch checkpoint: it is a 5-byte text file starting 'hello'"),
+    ("random-bytes", "not a PyTorch checkpoint: it is 1,000 bytes of binary data"),
+    ("python-file", "not a PyTorch checkpoint: it is a 44-byte text file starting 'import torch'"),
+    ("truncated", "is a truncated or damaged zip archive"),
+    ("empty", "is empty (0 bytes), not a PyTorch checkpoint"),
+    ("directory", "is a folder, not a checkpoint file"),
+])
+def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, seed_checkpoint, capsys, case, message):
+    _, seed_path, corpus = seed_checkpoint
+    path = _not_a_checkpoint(tmp_path, seed_path, case)
+    code, out, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", tmp_path / "out")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"tinygpt convert-seed: error: {path}: ")
+    assert message in err
+    if case != "truncated":  # says what is expected
+        assert "torch.save(model.state_dict(), 'seed.pt')" in err
+    assert not (tmp_path / "out").exists()
+
+
+class _Marker:
+    """Unpickling this object creates a file: the proof that something was unpickled."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_nothing_is_ever_unpickled(tmp_path, seed_checkpoint, capsys):
+    import pickle
+
+    _, _, corpus = seed_checkpoint
+    marker = tmp_path / "unpickled"
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"weights": _Marker(marker)}))  # a pickle, not a torch.save file
+    code, _, err = run_in_process(capsys, "convert-seed", plain, "--data", corpus, "--out", tmp_path / "out")
+    assert code == 2 and "it is a plain pickle, which tinygpt never unpickles" in err
+    zipped = tmp_path / "zipped.pt"
+    torch.save({"weights": _Marker(marker)}, zipped)  # a real torch.save archive with a code-running object
+    code, _, err = run_in_process(capsys, "convert-seed", zipped, "--data", corpus, "--out", tmp_path / "out")
+    assert code == 2 and "weights_only=True" in err
+    assert not marker.exists()
+
+
+def test_the_legacy_torch_save_format_converts(tmp_path, seed_checkpoint):
+    seed, _, corpus = seed_checkpoint
+    path = tmp_path / "legacy.pt"
+    torch.save(seed.state_dict(), path, _use_new_zipfile_serialization=False)  # torch < 1.6's format
+    model, _ = convert_seed(path, corpus, tmp_path / "out")
+    x = torch.randint(0, model.config.vocab_size, (1, 10))
+    assert (model(x).logits - seed(x)[0].view(1, 10, -1)).abs().max() < 1e-4
+
+
+# ------------------------------------------------------------------------------------- --out and --overwrite
+
+TRAINED_FILES = {"README.md": "# an old model\n", "trainer_state.json": '{"global_step": 5000}',
+                 "loss.png": "not really a plot", "training_state.pt": "resume state", "config.json": "{}"}
+CONVERTED_FILES = {"config.json", "generation_config.json", "model.safetensors", "configuration_tinygpt.py",
+                   "modeling_tinygpt.py", "tokenization_tinygpt.py", "tokenizer.json", "tokenizer_config.json"}
+
+
+@pytest.fixture
+def trained_folder(tmp_path):
+    """A folder as train.py leaves it (contents do not matter: only that they must not survive)."""
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    for name, text in TRAINED_FILES.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_non_empty_out_folder_is_refused_without_overwrite(tmp_path, seed_checkpoint, trained_folder, capsys):
+    _, path, corpus = seed_checkpoint
+    before = _snapshot(trained_folder)
+    code, out, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", trained_folder)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"--out {trained_folder} is not empty (it holds README.md, config.json, loss.png" in err
+    assert "--overwrite" in err
+    assert _snapshot(trained_folder) == before
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    code, _, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", tmp_path / "empty")
+    assert code == 0, err
+    assert {p.name for p in (tmp_path / "empty").iterdir()} == CONVERTED_FILES
+
+
+def test_overwrite_replaces_the_whole_folder(tmp_path, seed_checkpoint, trained_folder, capsys):
+    seed, path, corpus = seed_checkpoint
+    code, out, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", trained_folder,
+                                    "--overwrite")
+    assert code == 0, err
+    assert {p.name for p in trained_folder.iterdir()} == CONVERTED_FILES  # no stale card, state, plot, resume
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left behind
+    model, tokenizer = load_pretrained(trained_folder)
+    x = torch.randint(0, model.config.vocab_size, (1, 10))
+    assert (model(x).logits - seed(x)[0].view(1, 10, -1)).abs().max() < 1e-4
+
+
+def test_files_have_the_permissions_train_py_gives(tmp_path, seed_checkpoint, monkeypatch):
+    """Same umask-respecting modes as tinygpt.checkpoint.write_checkpoint (safetensors alone creates 0600)."""
+    import os
+
+    from tinygpt.checkpoint import write_checkpoint
+
+    _, path, corpus = seed_checkpoint
+    previous = os.umask(0o022)
+    try:
+        model, tokenizer = convert_seed(path, corpus, tmp_path / "converted")
+        trained = tmp_path / "trained"
+        trained.mkdir()
+        write_checkpoint(trained, lambda d: (model.save_pretrained(d), tokenizer.save_pretrained(d)))
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "converted").iterdir()}
+    assert modes == {p.name: p.stat().st_mode & 0o777 for p in trained.iterdir()}
+    assert set(modes.values()) == {0o644}
+    assert (tmp_path / "converted").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_failed_write_leaves_the_old_folder(tmp_path, seed_checkpoint, trained_folder, monkeypatch):
+    from tinygpt import CharTokenizer
+
+    _, path, corpus = seed_checkpoint
+    before = _snapshot(trained_folder)
+
+    def disk_full(self, folder, *args, **kwargs):
+        (Path(folder) / "tokenizer.json").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(CharTokenizer, "save_pretrained", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        convert_seed(path, corpus, trained_folder, overwrite=True)
+    assert _snapshot(trained_folder) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_overwrite_never_deletes_the_inputs(tmp_path, seed_checkpoint, capsys):
+    _, path, corpus = seed_checkpoint  # both in tmp_path
+    code, _, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", tmp_path, "--overwrite")
+    assert code == 2 and "which --overwrite would delete" in err
+    assert path.is_file() and corpus.is_file()

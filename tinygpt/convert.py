@@ -9,12 +9,22 @@ them into one `qkv` matrix (see `MultiHeadAttention`). Every size is read off th
 
 from __future__ import annotations
 
+import codecs
+import errno
+import os
 import pickle
 import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from .checkpoint import _umask, fsync_dir, fsync_file
+from .common import one_line
 from .configuration_tinygpt import TinyGPTConfig
 from .corpus import read_corpus
 from .modeling_tinygpt import TinyGPTForCausalLM
@@ -34,11 +44,22 @@ class SeedConversionError(ValueError):
     """The file is not a state_dict of the series' GPT, or does not fit the corpus."""
 
 
+# What `torch.save` writes: a zip archive (torch >= 1.6) holding `<name>/data.pkl`, or, from older torch or
+# `_use_new_zipfile_serialization=False`, a pickle that starts with torch's own magic number.
+ZIP_MAGIC = b"PK\x03\x04"
+LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+EXPECTED = "convert-seed expects the file written by torch.save(model.state_dict(), 'seed.pt')"
+
+
 def load_seed_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a seed checkpoint safely (`weights_only=True`) and normalise its key names."""
+    """Read a seed checkpoint safely and normalise its key names.
+
+    The file is first recognised by its bytes (`check_torch_file`), so a text file, random bytes or a damaged
+    archive gets a sentence, not a traceback; only then does torch read it, with `weights_only=True`, which
+    loads tensors and plain containers and refuses any other pickled object.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise SeedConversionError(f"{path}: no such file")
+    check_torch_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -47,13 +68,57 @@ def load_seed_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "model?), not just tensors. tinygpt never unpickles those, since unpickling can run arbitrary code. "
             "Save the weights only: torch.save(model.state_dict(), 'seed.pt')"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise SeedConversionError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    except Exception as err:  # a damaged archive member: torch's reader raises RuntimeError, EOFError, KeyError...
+        raise SeedConversionError(f"{path}: not a readable PyTorch checkpoint ({one_line(err)}); {EXPECTED}") from None
     if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict):
         obj = next(iter(obj.values()))  # {"model": state_dict} and similar wrappers
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SeedConversionError(f"{path}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
     return {_canonical_key(k): v for k, v in obj.items()}
+
+
+def check_torch_file(path: Path) -> None:
+    """Raise a one-line `SeedConversionError` unless `path` looks like a `torch.save` file. Reads bytes only."""
+    if path.is_dir():
+        raise SeedConversionError(f"{path}: is a folder, not a checkpoint file; {EXPECTED}")
+    if not path.is_file():
+        raise SeedConversionError(f"{path}: no such file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        raise SeedConversionError(f"{path}: is empty (0 bytes), not a PyTorch checkpoint; {EXPECTED}")
+    if head.startswith(LEGACY_TORCH_MAGIC):
+        return
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            raise SeedConversionError(
+                f"{path}: is a truncated or damaged zip archive ({size:,} bytes), not a readable PyTorch checkpoint; "
+                "copy or save it again"
+            ) from None
+        if not any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            raise SeedConversionError(f"{path}: is a zip archive without data.pkl, not a PyTorch checkpoint; {EXPECTED}")
+        return
+    raise SeedConversionError(f"{path}: not a PyTorch checkpoint: it is {_describe_bytes(head, size)}; {EXPECTED}")
+
+
+def _describe_bytes(head: bytes, size: int) -> str:
+    """What a file that is not a torch.save file seems to be, from its first bytes."""
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return "a safetensors file (weights already converted? a tinygpt folder loads with from_pretrained)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a plain pickle, which tinygpt never unpickles (unpickling can run arbitrary code)"
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at 4096 bytes is fine
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a {size:,}-byte text file" + (f" starting {first!r}" if first else "")
+    return f"{size:,} bytes of binary data starting {head[:8].hex(' ')}"
 
 
 def _canonical_key(key: str) -> str:
@@ -127,8 +192,15 @@ def _key_report(state, missing=(), unexpected=()) -> str:
     return "; ".join(parts)
 
 
-def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_embd", dropout: float = 0.0):
-    """Write a tinygpt folder (model + tokenizer) for a seed checkpoint and the corpus it was trained on."""
+def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_embd", dropout: float = 0.0,
+                 overwrite: bool = False):
+    """Write a tinygpt folder (model + tokenizer) for a seed checkpoint and the corpus it was trained on.
+
+    A non-empty `out_dir` is refused unless `overwrite`; then the whole folder is replaced (see `replace_folder`),
+    so nothing of the model that was there before (its card, trainer_state.json, resume state) survives.
+    """
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, overwrite, inputs=(state_dict_path, corpus_path))
     state = load_seed_state_dict(state_dict_path)
     config = infer_config(state, attn_scale=attn_scale, dropout=dropout)
     text = read_corpus(corpus_path)
@@ -146,24 +218,108 @@ def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_emb
             raise SeedConversionError(f"tensor {key} has shape {tuple(tensor.shape)}, expected {tuple(expected)}")
     model.load_state_dict(weights, strict=True)
     model.eval()
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+
+    def write_files(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    replace_folder(out_dir, write_files)
     return model, tokenizer
+
+
+def check_out_dir(out_dir: Path, overwrite: bool, inputs=()) -> None:
+    """Refuse a file, a non-empty folder without `overwrite`, and a folder whose replacement would delete an input
+    (or the working directory)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeedConversionError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
+    if not out_dir.is_dir():
+        return
+    held = sorted(p.name for p in out_dir.iterdir())
+    if not held:
+        return
+    if not overwrite:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise SeedConversionError(
+            f"--out {out_dir} is not empty (it holds {shown}): choose a new or empty folder, or replace the whole "
+            "folder with --overwrite"
+        )
+    resolved = out_dir.resolve()
+    for inside in (*map(Path, inputs), Path.cwd()):
+        if inside.resolve() == resolved or resolved in inside.resolve().parents:
+            what = "the working directory" if inside == Path.cwd() else f"the input {inside}"
+            raise SeedConversionError(f"--out {out_dir} holds {what}, which --overwrite would delete; "
+                                      "choose another folder")
+
+
+def replace_folder(out_dir: Path, write_files: Callable[[Path], None]) -> None:
+    """Let `write_files(staging)` fill a new folder, then put it at `out_dir` in one step.
+
+    The staging folder is a hidden sibling (same filesystem), its files written in full, given the usual
+    permissions (as train.py's checkpoints: safetensors creates 0600 files) and flushed to disk; only then does
+    it take `out_dir`'s place: an atomic exchange of the two folders where the system has one (Linux), else two
+    renames (a crash between them leaves both folders, under hidden names, and nothing half-written). On an
+    error while writing, the staging folder is removed and `out_dir` is exactly as before.
+    """
+    parent = out_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    try:
+        write_files(staging)
+        umask = _umask()
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                os.chmod(path, 0o666 & ~umask)
+                fsync_file(path)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a folder train.py makes has the usual mode
+        fsync_dir(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+    elif _exchange(staging, out_dir):
+        shutil.rmtree(staging)  # now the old folder
+    else:
+        old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
+        os.rename(out_dir, old)
+        os.rename(staging, out_dir)
+        shutil.rmtree(old)
+    fsync_dir(parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where that is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("state_dict", metavar="STATE_DICT", help="file written by torch.save(model.state_dict(), ...)")
     parser.add_argument("--data", required=True, metavar="CORPUS", help="the text the model was trained on")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the tinygpt model into")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the tinygpt model into (new or empty)")
     parser.add_argument(
         "--attn-scale", default="n_embd", choices=("n_embd", "head_size"),
         help="the series divides attention scores by sqrt(n_embd) (default); copies that use k.shape[-1] need head_size",
     )
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out folder, all of it (nothing of the old model is kept)")
 
 
 def run(args) -> int:
-    model, tokenizer = convert_seed(args.state_dict, args.data, args.out, attn_scale=args.attn_scale)
+    model, tokenizer = convert_seed(args.state_dict, args.data, args.out, attn_scale=args.attn_scale,
+                                    overwrite=args.overwrite)
     c = model.config
     print(
         f"wrote {args.out}: {sum(p.numel() for p in model.parameters()):,} parameters, n_layer={c.n_layer}, "
