@@ -1,0 +1,242 @@
+"""The training settings: one typed list, from which everything else about them is derived.
+
+Each field of `TrainingSettings` carries its default (the seed's value), its help text, its check and where its
+flag goes in `train.py --help`. Presets are partial overrides. The command line (`add_arguments`), the resolve
+order (defaults < preset < a resumed run's saved settings < explicit flags), trainer_state.json's
+"training_args" (`to_dict`) and the command that trains the model again (`to_command`) all read the fields, so
+adding a setting is one new field here. The idea is transformers' `TrainingArguments` + `HfArgumentParser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import shlex
+from dataclasses import dataclass, field
+
+from .configuration_tinygpt import TinyGPTConfig
+from .device import DEVICE_CHOICES
+
+DTYPES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # --dtype -> Accelerate's mixed_precision
+MODEL_DIMS = ("n_layer", "n_head", "n_embd", "block_size")
+CHECKS = {  # name -> (is the value fine, what it must be)
+    "at_least_1": (lambda v: v >= 1, "must be at least 1"),
+    "non_negative": (lambda v: v >= 0, "must be 0 or more"),
+    "positive": (lambda v: v > 0, "must be positive"),
+    "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+}
+
+
+class TrainingError(ValueError):
+    """A setting or situation training cannot start from; the message says what to do."""
+
+
+def setting(default, help, group, check=None, choices=None):
+    """A field of TrainingSettings; `{default}` in `help` shows the default."""
+    return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices})
+
+
+MODEL, OPTIM, EVAL, RUNTIME = "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime"
+
+
+@dataclass
+class TrainingSettings:
+    """Everything a training run depends on. Defaults are the seed's hyper-parameters (the blog's final post)."""
+
+    n_layer: int = setting(2, "transformer blocks (default: {default})", MODEL)
+    n_head: int = setting(4, "attention heads per block (default: {default})", MODEL)
+    n_embd: int = setting(64, "width of every character vector (default: {default})", MODEL)
+    block_size: int = setting(32, "context length in characters (default: {default})", MODEL)
+    dropout: float = setting(0.0, "dropout probability (default: {default})", MODEL)
+    batch_size: int = setting(16, "sequences per step per process; effective batch = batch_size x processes "
+                              "(default: {default})", OPTIM, "at_least_1")
+    max_iters: int = setting(3000, "optimizer steps in total (default: {default})", OPTIM, "non_negative")
+    max_seconds: float | None = setting(
+        None, "time budget: once the run has trained this long (a resumed run's earlier time counts), evaluate, "
+        "save and stop (default: no limit)", OPTIM, "positive")
+    learning_rate: float = setting(1e-3, "AdamW learning rate, the peak of a schedule (default: {default})", OPTIM,
+                                   "positive")
+    lr_schedule: str = setting("constant", "constant (the seed), or cosine decay from --learning-rate to --min-lr "
+                               "at --lr-decay-iters (default: {default})", OPTIM, choices=("constant", "cosine"))
+    warmup_iters: int = setting(0, "linear warm-up steps, for either schedule (default: {default})", OPTIM,
+                                "non_negative")
+    lr_decay_iters: int | None = setting(
+        None, "step where the cosine schedule reaches --min-lr (its own horizon, not --max-iters, so a run "
+        "extended with --resume --max-iters keeps its schedule); required by --lr-schedule cosine", OPTIM,
+        "at_least_1")
+    min_lr: float | None = setting(None, "final rate of the cosine schedule (default: learning_rate / 10)", OPTIM,
+                                   "non_negative")
+    weight_decay: float = setting(0.01, "AdamW weight decay, on every parameter as in the seed (default: "
+                                  "{default})", OPTIM, "non_negative")  # torch AdamW's default, which the seed uses
+    beta1: float = setting(0.9, "AdamW beta1 (default: {default})", OPTIM, "fraction")
+    beta2: float = setting(0.999, "AdamW beta2 (default: {default})", OPTIM, "fraction")
+    grad_clip: float = setting(0.0, "clip the gradient norm to this value; 0 = off (default: {default})", OPTIM,
+                               "non_negative")
+    eval_interval: int = setting(300, "estimate the train and val loss, then save a checkpoint, every this many "
+                                 "steps (the posts do not publish it; default: {default})", EVAL, "at_least_1")
+    eval_iters: int = setting(200, "batches averaged per loss estimate (the posts do not publish it; default: "
+                              "{default})", EVAL, "at_least_1")
+    eval_batch_size: int | None = setting(None, "sequences per evaluation batch (default: --batch-size)", EVAL,
+                                          "at_least_1")
+    seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME)
+    device: str = setting("auto", "auto = cuda, else mps, else cpu (default: {default})", RUNTIME,
+                          choices=DEVICE_CHOICES)
+    dtype: str = setting("fp32", "fp32, or bf16/fp16 autocast (mixed precision; fp16 needs a GPU) (default: "
+                         "{default})", RUNTIME, choices=tuple(DTYPES))
+    compile: bool = setting(False, "torch.compile the model (slow start, faster steps on GPU)", RUNTIME)
+    threads: int = setting(0, "CPU threads per process; 0 = torch's default (one per core). On a busy machine 1 is "
+                           "often much faster", RUNTIME, "non_negative")
+    preset: str | None = None  # the preset these settings started from (recorded, and the reproduce command's base)
+
+    PRESETS = {
+        # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
+        "seed": {
+            "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
+            "batch_size": 16, "learning_rate": 1e-3, "max_iters": 3000, "eval_interval": 300, "eval_iters": 200,
+            "lr_schedule": "constant", "warmup_iters": 0, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999,
+            "grad_clip": 0.0,
+        },
+        # Validation loss per second on a 2-core laptop CPU: the seed's own model, trained harder. With well under
+        # a minute of compute, steps are what is short, not capacity: wider, deeper or longer-context models
+        # (nanoGPT's CPU recipe is 4 x 128 x 64) reach val 1.88 later. Twice the seed's batch at ten times its
+        # rate, warmed up, cosine-decayed and clipped, passes 1.88 around step 1450 and ends near 1.77; evaluation
+        # is cheap (a few large batches) and every 300 steps. One thread: at this size a second one gains nothing
+        # even on an idle machine, and on a busy one OpenMP's barriers make every step up to 70x slower.
+        "cpu": {
+            "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
+            "batch_size": 32, "learning_rate": 1e-2, "max_iters": 2400, "eval_interval": 300, "eval_iters": 10,
+            "eval_batch_size": 128, "lr_schedule": "cosine", "warmup_iters": 50, "lr_decay_iters": 2400,
+            "min_lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99, "grad_clip": 1.0, "threads": 1,
+        },
+    }
+
+    def __post_init__(self):
+        self.check()
+
+    # -------------------------------------------------------------------------------------------- building
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **overrides) -> TrainingSettings:
+        """The defaults, then `preset`'s values ("seed", "cpu" or None), then `overrides`; checked."""
+        return cls.resolve(dict(overrides, preset=preset))
+
+    @classmethod
+    def resolve(cls, given: dict, saved: dict | None = None) -> TrainingSettings:
+        """defaults < `saved` (a resumed run's, with its preset) < a preset in `given` < the rest of `given`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise TrainingError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        values = {k: v for k, v in (saved or {}).items() if k in names}
+        if given.get("preset") is not None:
+            if given["preset"] not in cls.PRESETS:
+                raise TrainingError(f"unknown preset {given['preset']!r}; choose one of {', '.join(cls.PRESETS)}")
+            values.update(cls.PRESETS[given["preset"]])
+        values.update({k: v for k, v in given.items() if k != "preset" or v is not None})
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingSettings:
+        """Back from `to_dict` (trainer_state.json's "training_args"; keys that are not settings are ignored)."""
+        return cls.resolve({}, saved=data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def list_presets(cls) -> list[str]:
+        return sorted(cls.PRESETS)
+
+    # -------------------------------------------------------------------------------------------- checks
+
+    def check(self) -> None:
+        """Refuse values a run cannot start from, naming the flag; model dims are TinyGPTConfig's to judge."""
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), flag_name(f.name)
+            if value is None and "None" in f.type:
+                continue
+            kind = value_type(f)
+            if kind is not type(value) and not (kind is float and type(value) is int):
+                raise TrainingError(f"{flag} must be {kind.__name__}, got {value!r}")
+            choices = f.metadata.get("choices") or (tuple(self.PRESETS) if f.name == "preset" else None)
+            if choices and value not in choices:
+                raise TrainingError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+            if f.metadata.get("check"):
+                fine, rule = CHECKS[f.metadata["check"]]
+                if not fine(value):
+                    raise TrainingError(f"{flag} {rule}, got {value}")
+        if self.lr_schedule == "cosine" and self.lr_decay_iters is None:
+            raise TrainingError("--lr-schedule cosine needs --lr-decay-iters: the step where the rate reaches "
+                                "--min-lr (e.g. the planned --max-iters)")
+        if self.lr_schedule == "cosine" and self.lr_decay_iters <= self.warmup_iters:
+            raise TrainingError(f"--lr-decay-iters ({self.lr_decay_iters}) must be larger than --warmup-iters "
+                                f"({self.warmup_iters})")
+        try:  # impossible dims fail here, before any text is read, with TinyGPTConfig's own message
+            self.model_config(vocab_size=1)
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
+
+    # -------------------------------------------------------------------------------------------- derived
+
+    def model_config(self, vocab_size: int) -> TinyGPTConfig:
+        return TinyGPTConfig(vocab_size=vocab_size, dropout=self.dropout, **{k: getattr(self, k) for k in MODEL_DIMS})
+
+    def learning_rate_at(self, step: int) -> float:
+        """The rate of the optimizer step taken at `step` (0-based): warm-up, then constant or cosine to min_lr.
+
+        Hand-written rather than transformers' get_cosine_schedule_with_warmup: that warm-up starts at 0 (step 0
+        would not train) and its cosine has no floor past a horizon; the cpu preset is tuned on this one.
+        """
+        peak = self.learning_rate
+        if step < self.warmup_iters:
+            return peak * (step + 1) / (self.warmup_iters + 1)
+        if self.lr_schedule == "constant":
+            return peak
+        floor = self.min_lr if self.min_lr is not None else peak / 10
+        if step >= self.lr_decay_iters:
+            return floor
+        progress = (step - self.warmup_iters) / (self.lr_decay_iters - self.warmup_iters)
+        return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+
+    def to_command(self, data: str, out_dir: str, num_processes: int = 1) -> str:
+        """A command that trains this model again: the preset plus every setting that differs from it."""
+        base = TrainingSettings.from_preset(self.preset)
+        launcher = "python" if num_processes == 1 else f"torchrun --nproc-per-node {num_processes}"
+        parts = [launcher, "train.py", "--data", shlex.quote(data), "--out-dir", shlex.quote(out_dir)]
+        if self.preset:
+            parts += ["--preset", self.preset]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name != "preset" and value is not None and value != getattr(base, f.name):
+                parts += [flag_name(f.name)] if value is True else [flag_name(f.name), str(value)]
+        return " ".join(parts)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, groups: dict) -> None:
+        """One flag per field, in `groups[title]` (argparse groups); every flag defaults to "not given"."""
+        for f in dataclasses.fields(cls):
+            if f.name == "preset":
+                continue
+            help = f.metadata["help"].format(default=f.default)
+            group = groups[f.metadata["group"]]
+            if f.type == "bool":
+                group.add_argument(flag_name(f.name), action="store_true", help=help)
+            elif f.metadata["choices"]:
+                group.add_argument(flag_name(f.name), choices=f.metadata["choices"], help=help)
+            else:
+                kind = value_type(f)
+                group.add_argument(flag_name(f.name), type=kind, metavar="N" if kind is int else "X", help=help)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def value_type(f: dataclasses.Field) -> type:
+    """int, float, str or bool, from the field's annotation (a string here: `from __future__ import annotations`)."""
+    return {"int": int, "float": float, "str": str, "bool": bool}[f.type.split(" |")[0]]
+
+
+PRESETS = TrainingSettings.PRESETS
+list_presets = TrainingSettings.list_presets
