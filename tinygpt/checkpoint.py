@@ -15,6 +15,7 @@ be a mix of two steps either.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -30,6 +31,12 @@ RESUME_FILES = (TRAINING_STATE_NAME,)
 # tokenizer are there, and the resume state follows the model it describes.
 LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
 STATE_FORMAT = 1
+# Files of a trained folder; --overwrite removes them (config.json first) just before the new run's first save.
+OUTPUT_FILES = (
+    "config.json", "generation_config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenization_tinygpt.py",
+    "trainer_state.json", "loss.png", "README.md", *RESUME_FILES,
+)
 
 
 class CheckpointError(OSError):
@@ -141,3 +148,57 @@ def restore_rng(state: dict, device: torch.device, sampler: torch.Generator) -> 
         torch.cuda.set_rng_state(state["cuda"], device)
     elif device.type == "mps" and "mps" in state:
         torch.mps.set_rng_state(state["mps"])
+
+
+# The output folder before the first checkpoint.
+
+
+def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool) -> bool:
+    """Refuse to overwrite a model silently, and check the folder can be written before training starts.
+
+    Returns whether the folder was created here (so a run that fails to start can remove it again).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CheckpointError(f"--out-dir {out_dir} is a file; give a folder (it will be created if missing)")
+    has_run = out_dir.is_dir() and any((out_dir / name).exists() for name in ("config.json", TRAINING_STATE_NAME))
+    if has_run and not resume and not overwrite:
+        step = saved_step(out_dir)
+        raise CheckpointError(
+            f"--out-dir {out_dir} already holds a model{f' (step {step})' if step is not None else ''}: continue it "
+            "with --resume, replace it with --overwrite, or choose another --out-dir"
+        )
+    if not is_main:
+        return False
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f"{STAGING_NAME}-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointError(f"--out-dir {out_dir} is not writable: {err.strerror or err}") from None
+    return created
+
+
+def remove_old_model(out_dir: Path) -> None:
+    """--overwrite, at the new run's first save. Without its config.json first, the folder is briefly "no model"
+    rather than new weights under an old config of other dimensions."""
+    for name in OUTPUT_FILES:  # config.json first
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def saved_step(out_dir: Path) -> int | None:
+    try:
+        return json.loads((out_dir / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def describe_save_error(out_dir: Path, step: int, kept_step: int | None, err: OSError) -> str:
+    kept = f"the previous checkpoint (step {kept_step})" if kept_step is not None else "the folder"
+    full = is_disk_full(err)
+    return (
+        f"could not save step {step} to {out_dir} ({'disk full' if full else 'write failed'}: "
+        f"{err.strerror or err}); {kept} is intact. {'Free some space' if full else 'Fix that'} and continue "
+        "with --resume"
+    )

@@ -60,3 +60,11 @@ def _not_utf8(path: Path, index: int, reason: str, data: bytes, base: int = 0) -
         f"{path}: not UTF-8 text: byte {base + index} ({data[index]:#04x}) cannot be decoded ({reason}), "
         f"near {context!r}. Convert it first, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8.txt`"
     )
+
+
+def decode_utf8(data: bytes, name: str = "the text") -> str:
+    """Bytes (an upload) as text, or the same CorpusError as a file: the byte offset of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(Path(name), err.start, err.reason, data) from None

@@ -26,7 +26,7 @@ TRAIN_FRACTION = 0.9  # the seed's split: first 90 % train, last 10 % val
 class EncodedCorpus:
     """A corpus as ids: `chars[i]` is the character with id i (sorted), `ids` the whole text in order."""
 
-    path: Path
+    path: Path | str  # the file, or the name of an in-memory text
     chars: list[str]
     ids: np.ndarray
 
@@ -56,9 +56,23 @@ def encode_corpus(path: str | Path, chunk_bytes: int = 1 << 22) -> EncodedCorpus
     Raises `CorpusError` for a missing, empty or non-UTF-8 file (see `tinygpt.corpus`).
     """
     path = Path(path)
+    return _encode(lambda: iter_corpus(path, chunk_bytes), path)
+
+
+def encode_text(text: str, name: str = "the text") -> EncodedCorpus:
+    """The same for a text already in memory (the demo's); `name` is what error messages call it."""
+    if not isinstance(text, str):
+        raise CorpusError(f"{name}: expected the training text as a str, got {type(text).__name__}")
+    if not text:
+        raise CorpusError(f"{name} is empty; a corpus needs some text to learn characters from")
+    return _encode(lambda: iter([text]), name)
+
+
+def _encode(pieces, path) -> EncodedCorpus:
+    """`pieces()` yields the text in order (called twice: the characters first, then the ids)."""
     seen = np.zeros(UNICODE_SIZE, dtype=bool)
     n = 0
-    for text in iter_corpus(path, chunk_bytes):
+    for text in pieces():
         codes = _code_points(text)
         seen[codes] = True
         n += len(codes)
@@ -69,7 +83,7 @@ def encode_corpus(path: str | Path, chunk_bytes: int = 1 << 22) -> EncodedCorpus
 
     ids = np.empty(n, dtype=dtype)
     filled = 0
-    for text in iter_corpus(path, chunk_bytes):
+    for text in pieces():
         codes = _code_points(text)
         if filled + len(codes) > n:
             break
@@ -90,9 +104,10 @@ def check_split_lengths(train: torch.Tensor, val: torch.Tensor, block_size: int,
     for name, data in (("training (first 90 %)", train), ("validation (last 10 %)", val)):
         if len(data) < need:
             total = len(train) + len(val)
+            kind = "file" if isinstance(path, Path) else "text"
             raise CorpusError(
                 f"{path}: too short for --block-size {block_size}: the {name} part has {len(data)} characters "
-                f"but needs at least {need} (block_size + 1). The file has {total} characters; give a text of "
+                f"but needs at least {need} (block_size + 1). The {kind} has {total} characters; give a text of "
                 f"at least {int(need / (1 - TRAIN_FRACTION)) + 1} or a smaller --block-size"
             )
 

@@ -1,0 +1,353 @@
+"""The training engine: the seed's loop, one entry point for train.py, the demo's Train tab and a notebook.
+
+    trainer = Trainer(TrainingSettings.from_preset("cpu"), text=my_text, out_dir="out", callbacks=[MyCallback()])
+    trainer.train()  # -> "finished" | "stopped" | "time_limit"
+
+The loop is the final post's: sample a batch of `block_size` windows from the first 90 % of the text, forward,
+backward, AdamW step; every `eval_interval` steps `estimate_loss()` averages `eval_iters` batches of each split
+(plus a sample of text), and the output folder gets an atomic checkpoint (`tinygpt.checkpoint`): it always loads
+with `from_pretrained` and `train.py --resume` continues bit for bit. Everything else subscribes to the events
+of `TrainerCallback`: train.py's progress and log lines, the model card and loss plot (`tinygpt.publish`), a Hub
+push, the demo's live curve. Hugging Face Accelerate runs it on 1 to N processes (`torchrun`): each samples its
+own batches, gradients are averaged, the main process writes the folder and is the only one that sees events.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import (
+    TRAINING_STATE_NAME, CheckpointError, capture_rng, describe_save_error, prepare_out_dir, remove_old_model,
+    restore_rng, save_training_state, write_checkpoint,
+)
+from .data import check_split_lengths, encode_corpus, encode_text, get_batch
+from .device import resolve_device
+from .settings import DTYPES, TrainingError, TrainingSettings
+
+SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
+
+
+class TrainerCallback:
+    """What a run reports; subclass and override what you need (every method is a no-op here)."""
+
+    def on_train_begin(self, trainer): ...  # trainer.step is the first step (not 0 when resumed)
+
+    def on_step_end(self, trainer, step, loss, lr): ...  # `step` steps done; loss: a 0-dim tensor (.item() syncs)
+
+    def on_evaluate(self, trainer, record): ...  # {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
+
+    def on_checkpoint(self, trainer, step, folder): ...  # add files to the checkpoint being written in `folder`
+
+    def on_save(self, trainer, step, out_dir): ...  # a complete checkpoint of `step` is in out_dir
+
+    def on_train_end(self, trainer, reason): ...  # "finished" | "stopped" | "time_limit"
+
+
+class Trainer:
+    """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`.
+
+    `resume_state` (from `checkpoint.load_training_state`) continues a saved run exactly; `overwrite` lets it
+    replace a model already in `out_dir` (at its first save). Bad input raises TrainingError/ValueError here,
+    before any training.
+    """
+
+    def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
+                 callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
+                 sample_length=SAMPLE_LENGTH):
+        from .publish import ModelCardWriter
+
+        if (text is None) == (data_path is None):
+            raise TrainingError("give the training text either as text= or as data_path=, not both or neither")
+        self.settings = s = settings
+        self.out_dir = Path(out_dir)
+        self.callbacks = list(callbacks)
+        if not any(isinstance(c, ModelCardWriter) for c in self.callbacks):
+            self.callbacks.insert(0, ModelCardWriter())
+        self.start_time = time.perf_counter() if start_time is None else start_time
+        self.sample_length = sample_length
+        self._stop = threading.Event()
+        self._replace_old_model = overwrite and resume_state is None
+
+        device = resolve_device(s.device)
+        if s.dtype == "fp16" and device.type == "cpu":
+            raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
+        from accelerate import Accelerator
+
+        self.accelerator = acc = Accelerator(
+            cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype],
+            dynamo_backend="inductor" if s.compile else "no", step_scheduler_with_optimizer=False,
+        )
+        self.device, self.rank, self.world, self.is_main = acc.device, acc.process_index, acc.num_processes, \
+            acc.is_main_process
+        created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
+        try:
+            self._build(text, data_path, data_name, resume_state)
+        except BaseException:
+            if created:  # leave no empty folder behind a run that could not start
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+            raise
+
+    def _build(self, text, data_path, data_name, resume_state):
+        from .modeling_tinygpt import TinyGPTForCausalLM
+        from .tokenization import tokenizer_from_characters
+
+        s = self.settings
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        # Data: ids of the whole text, the seed's 90/10 split; the vocabulary is every character of the text.
+        corpus = encode_corpus(data_path) if text is None else encode_text(text, data_name or "the text")
+        self.train_data, self.val_data = corpus.split()
+        check_split_lengths(self.train_data, self.val_data, s.block_size, corpus.path)
+        self.chars = corpus.chars
+        self.data_path = Path(data_path).resolve() if data_path is not None else None
+        self.data_info = {
+            "name": Path(data_path).name if data_path is not None else data_name or "text",
+            "path": data_name or str(data_path) if data_path is not None else None,
+            "characters": len(corpus), "vocab_size": len(self.chars),
+        }
+        if resume_state is not None and resume_state["chars"] != "".join(self.chars):
+            raise TrainingError(
+                f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
+                f"model in {self.out_dir} was trained on ({len(resume_state['chars'])}), so the vocabularies "
+                "differ; resume with the original --data"
+            )
+        self.tokenizer = tokenizer_from_characters(self.chars)
+        torch.manual_seed(s.seed)  # the same initial weights in every process
+        self.model = TinyGPTForCausalLM(s.model_config(vocab_size=len(self.chars)))
+        if resume_state is not None:
+            self.model.load_state_dict(resume_state["model"])
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}  # one kernel for all params
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.learning_rate_at(0), betas=(s.beta1, s.beta2),
+                                      weight_decay=s.weight_decay, **fused)
+        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # DDP/compile wrapper
+
+        # Random streams: this process's batches (seed + process index) and its dropout (torch's global RNG).
+        self.sampler = torch.Generator().manual_seed(s.seed + self.rank)
+        torch.manual_seed(s.seed + self.rank)
+        self.step, self.log_history, self.best_val_loss, self.prior_elapsed = 0, [], None, 0.0
+        self.saved_step = None  # the step the folder's checkpoint holds
+        self.resumed, self.resume_note = resume_state is not None, None
+        if resume_state is not None:
+            self._restore(resume_state)
+
+    def _restore(self, state):
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        if len(state["rng"]) == self.world:
+            restore_rng(state["rng"][self.rank], self.device, self.sampler)
+        else:  # a different number of processes: continue, but the batches cannot be the same as before
+            self.sampler.manual_seed(self.settings.seed + self.rank + 1_000_003 * state["step"])
+            torch.manual_seed(self.settings.seed + self.rank + 1_000_003 * state["step"])
+            self.resume_note = (
+                f"note: resuming with {self.world} process(es) where the run used {len(state['rng'])}: the weights "
+                "and optimizer continue exactly, the random batches from here on are new ones"
+            )
+        self.step = self.saved_step = state["step"]
+        self.log_history = list(state["log_history"])
+        self.best_val_loss = state["best_val_loss"]
+        self.prior_elapsed = state["elapsed_s"]
+
+    # ----------------------------------------------------------------------------------------------- the loop
+
+    def train(self) -> str:
+        """Train to max_iters (or a stop, or the time limit); save; return why it ended."""
+        s, step = self.settings, self.step
+        try:
+            self._emit("on_train_begin")
+            while True:
+                if (step % s.eval_interval == 0 or step == s.max_iters) and not self._evaluated(step):
+                    self.evaluate(step)
+                    self.save(step)
+                reason = "finished" if step >= s.max_iters else self._stop_reason(step)
+                if reason:
+                    break
+                loss = self.train_step(step)
+                step = self.step = step + 1
+                self._emit("on_step_end", step, loss, s.learning_rate_at(step - 1))
+            if reason == "time_limit" and not self._evaluated(step):
+                self.evaluate(step)  # the final model's losses and sample
+            if self.saved_step != step:
+                self.save(step)
+            self._emit("on_train_end", reason)
+            return reason
+        finally:
+            self.close()
+
+    def train_step(self, step: int) -> torch.Tensor:
+        """One optimizer step of the seed's loop; returns the loss tensor (read it only when you must)."""
+        s = self.settings
+        for group in self.optimizer.param_groups:
+            group["lr"] = s.learning_rate_at(step)
+        x, y = get_batch(self.train_data, s.block_size, s.batch_size, self.sampler, self.device)
+        loss = self._wrapped(x, shift_labels=y).loss  # the seed's F.cross_entropy over all B*T positions
+        self.accelerator.backward(loss)
+        if s.grad_clip:
+            self.accelerator.clip_grad_norm_(self._wrapped.parameters(), s.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def stop(self) -> None:
+        """Ask the run to finish its current step, save and end ("stopped"); safe from any thread."""
+        self._stop.set()
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, a resumed run's earlier ones included."""
+        return self.prior_elapsed + time.perf_counter() - self.start_time
+
+    def _stop_reason(self, step: int) -> str | None:
+        """"stopped" (stop() was called), "time_limit", or None to go on."""
+        limit = self.settings.max_seconds
+        wanted = 1 if self._stop.is_set() else 2 if limit is not None and self.elapsed() >= limit else 0
+        if self.world > 1:  # every process must stop at the same step; a collective every 10 steps
+            if step % 10 and step % self.settings.eval_interval:
+                return None
+            wanted = int(self.accelerator.gather(torch.tensor([wanted], device=self.device)).max())
+        return (None, "stopped", "time_limit")[wanted]
+
+    def _evaluated(self, step: int) -> bool:
+        return bool(self.log_history) and self.log_history[-1]["step"] == step
+
+    def _emit(self, event: str, *args) -> None:
+        if self.is_main:
+            for callback in self.callbacks:
+                getattr(callback, event)(self, *args)
+
+    # ----------------------------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, step: int) -> dict:
+        train_loss, val_loss = self.estimate_loss()
+        record = {
+            "step": step, "train_loss": train_loss, "val_loss": val_loss,
+            "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
+            "elapsed_s": round(self.elapsed(), 3),
+        }
+        record["sample"] = self.sample() if self.is_main else ""
+        self.log_history.append(record)
+        if self.best_val_loss is None or val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
+        self._emit("on_evaluate", record)
+        return record
+
+    @torch.no_grad()
+    def estimate_loss(self) -> tuple[float, float]:
+        """The seed's estimate_loss: mean loss of eval_iters batches of each split, averaged over processes.
+
+        Batches come from generators seeded afresh at every evaluation (the same batches each time, a different
+        set per process), so evaluating never moves the training random streams, and a resumed run logs exactly
+        the numbers an uninterrupted one would.
+        """
+        s = self.settings
+        self.model.eval()
+        means = []
+        for index, data in enumerate((self.train_data, self.val_data)):
+            generator = torch.Generator().manual_seed(0x5EED_0000_0000 + 1024 * (s.seed + self.rank) + index)
+            losses = torch.zeros(s.eval_iters, device=self.device)
+            for k in range(s.eval_iters):
+                x, y = get_batch(data, s.block_size, s.eval_batch_size or s.batch_size, generator, self.device)
+                with self.accelerator.autocast():
+                    losses[k] = self.model(x, shift_labels=y, use_cache=False).loss
+            means.append(losses.mean())
+        self.model.train()
+        means = torch.stack(means)
+        if self.world > 1:
+            means = self.accelerator.reduce(means, reduction="mean")
+        train_loss, val_loss = means.tolist()
+        return train_loss, val_loss
+
+    @torch.no_grad()
+    def sample(self) -> str:
+        """`sample_length` characters generated from a newline (else id 0) with the run's seed, inside `fork_rng`,
+        so it never moves the training's random streams."""
+        from .generate import generation_kwargs
+
+        start = self.tokenizer.convert_tokens_to_ids("\n") if "\n" in self.chars else 0
+        input_ids = torch.tensor([[start]], device=self.device)
+        accelerated = self.device.type in ("cuda", "mps")
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device.index or 0] if accelerated else [],
+                                   device_type=self.device.type if accelerated else "cuda"):
+            torch.manual_seed(self.settings.seed)
+            with self.accelerator.autocast():
+                out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
+                                          **generation_kwargs(self.sample_length, 1.0, 0, 1.0))
+        self.model.train()
+        return self.tokenizer.decode(out[0].tolist())
+
+    # ----------------------------------------------------------------------------------------------- saving
+
+    def save(self, step: int) -> None:
+        """Checkpoint `step` into the output folder; every process takes part, the main one writes."""
+        rng = [capture_rng(self.device, self.sampler)]
+        if self.world > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object(rng)
+        error = None
+        if self.is_main:
+            if self._replace_old_model:
+                remove_old_model(self.out_dir)
+                self._replace_old_model = False
+            try:
+                write_checkpoint(self.out_dir, lambda staging: self._write_files(staging, step, rng))
+            except OSError as err:
+                error = describe_save_error(self.out_dir, step, self.saved_step, err)
+        if self.world > 1:
+            from accelerate.utils import broadcast_object_list
+
+            error = broadcast_object_list([error])[0]
+        if error:
+            raise CheckpointError(error)
+        self.saved_step = step
+        self._emit("on_save", step, self.out_dir)
+
+    def command(self) -> str:
+        """The command that trains this model again."""
+        data = self.data_info["path"] or f"{self.data_info['name']}.txt"
+        return self.settings.to_command(data, str(self.out_dir), self.world)
+
+    def trainer_state(self, step: int) -> dict:
+        """trainer_state.json: HF Trainer's names where they exist, plus what the model card shows."""
+        return {
+            "global_step": step, "max_steps": self.settings.max_iters, "best_val_loss": self.best_val_loss,
+            "num_processes": self.world, "train_batch_size": self.settings.batch_size, "n_params": self.n_params,
+            "log_history": self.log_history, "training_args": dict(self.settings.to_dict(), num_processes=self.world),
+            "data": self.data_info, "command": self.command(),
+        }
+
+    def _write_files(self, staging: Path, step: int, rng: list[dict]) -> None:
+        self.model.save_pretrained(staging)
+        self.tokenizer.save_pretrained(staging)
+        state = json.dumps(self.trainer_state(step), indent=2, ensure_ascii=False)
+        (staging / "trainer_state.json").write_text(state + "\n", encoding="utf-8")
+        self._emit("on_checkpoint", step, staging)
+        # torch.save of plain containers and tensors: `torch.load(weights_only=True)` reads it with no code run.
+        save_training_state(staging / TRAINING_STATE_NAME, {
+            "step": step, "settings": self.settings.to_dict(),
+            "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
+            "chars": "".join(self.chars), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
+            "rng": rng, "log_history": self.log_history, "best_val_loss": self.best_val_loss,
+            "elapsed_s": self.elapsed(), "num_processes": self.world,
+        })
+
+    def close(self) -> None:
+        """Free the optimizer and the DDP wrapper, then the process group (idempotent).
+
+        Left to garbage collection, DDP's reducer can be the last owner of the gloo process group: its destructor
+        then joins gloo's worker threads while holding the GIL, and a worker still releasing the last
+        collective's tensors waits for that GIL: a deadlock (or "terminate called without an active exception"
+        at exit). Freed while the process group is still registered, the reducer is not its last owner.
+        """
+        if self.optimizer is not None:
+            self._wrapped, self.optimizer = self.accelerator.free_memory(self._wrapped, self.optimizer)
+            self.model.eval()
+            self.accelerator.end_training()
