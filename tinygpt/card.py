@@ -1,8 +1,9 @@
 """The model card (README.md) of a tinygpt folder: Hub metadata plus what a reader needs to use and trust the model.
 
-`train.py` writes it after every checkpoint and `tinygpt push` refreshes it, both through `write_model_card`, so
-the card always describes the weights beside it. The YAML header comes from `ModelCardData`, never from glued
-strings.
+`train.py` writes it into every checkpoint (`tinygpt.publish`) and `tinygpt push` refreshes it, so the card always
+describes the weights beside it. Everything it says about training comes from the folder's trainer_state.json
+(losses, settings, the command, the sample of each evaluation), never from an earlier card. The YAML header comes
+from `ModelCardData`, with a `model-index` entry for the validation loss, never from glued strings.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import json
 import re
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TRAINER_STATE_NAME = "trainer_state.json"
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "mit"
+HISTORY_SHOWN = 8  # evaluations in "How it learned" (spread over the run, the first and the last included)
+# Corpora the Hub knows as datasets: trainer_state's data name and size -> (dataset id, pretty name).
+KNOWN_DATASETS = {("tinyshakespeare.txt", 1_115_394): ("karpathy/tiny_shakespeare", "tiny_shakespeare")}
 
 CARD_TEMPLATE = """---
 {{ card_data }}
@@ -72,12 +76,19 @@ Or with the tinygpt command line: `tinygpt generate {{ repo_id }}{% if revision 
 ```
 {% endif %}{% endif %}{% if has_plot %}
 ![training and validation loss](loss.png)
-{% endif %}{% if sample %}
+{% endif %}{% if history %}
+## How it learned
+
+The text it wrote at each evaluation, from a newline with the same seed: random characters first, then the
+corpus's letters and spaces, then words.
+{% for record in history %}
+**step {{ record.step }}**, val loss {{ record.val_loss }}
+
+{{ record.text }}
+{% endfor %}{% endif %}{% if sample %}
 ## A sample
 
-```text
 {{ sample }}
-```
 {% endif %}"""
 
 
@@ -113,46 +124,25 @@ def build_model_card(
     license: str | None = None,
     revision: str | None = None,
 ) -> ModelCard:
-    """A card for the model in `model_dir`, reading config.json and (if present) trainer_state.json and loss.png.
+    """A card for the model in `model_dir`, from its config.json, trainer_state.json (if any) and loss.png.
 
-    `repo_id` (and `revision`, a Hub branch) is what the load snippet shows (default: the folder's path);
-    `sample` is generated text to show; `command` is the command that reproduces the training run; `license`
-    an SPDX-style id for the Hub. Left out, `sample` and `command` are taken from trainer_state.json (keys
-    "sample" and "command") or else from the folder's current card, and `license` from the current card (else
-    MIT), so refreshing a card (as `tinygpt push` does) keeps what the training run wrote.
+    `repo_id` (and `revision`, a Hub branch) is what the load snippet shows (default: the folder's path). Left
+    out, `sample` (generated text) is the last evaluation's in trainer_state.json, `command` (what reproduces
+    the run) is trainer_state.json's, and `license` (an SPDX-style id) is the one in the current card's YAML
+    (else MIT), so refreshing a card (as `tinygpt push` does) keeps what the training run recorded.
     """
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    state = read_trainer_state(model_dir)
-    previous = read_card_extras(model_dir)
-    sample = sample or (state or {}).get("sample") or previous.get("sample")
-    command = command or (state or {}).get("command") or previous.get("command")
-    license = license or previous.get("license") or DEFAULT_LICENSE
-    n_params = _count_parameters(config)
-
-    training = {}
-    summary = ""
-    data_name = None
-    if state:
-        args = state.get("training_args", {})
-        data = state.get("data", {})
-        data_name = data.get("name")
-        training = {key: value for key, value in args.items() if value is not None}
-        best = state.get("best_val_loss")
-        last = (state.get("log_history") or [{}])[-1]
-        summary = f"Trained for {state.get('global_step', 0):,} steps"
-        if data_name:
-            summary += f" on **{data_name}**"
-            if data.get("characters"):
-                summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
-        summary += "."
-        if best is not None:
-            summary += f" Best validation loss: **{best:.4f}**"
-            if last.get("val_loss") is not None:
-                summary += f" (last: {last['val_loss']:.4f}, train {last.get('train_loss', float('nan')):.4f})"
-            summary += "."
-        if last.get("elapsed_s") is not None:
-            summary += f" Wall time: {last['elapsed_s']:.0f} s."
+    state = read_trainer_state(model_dir) or {}
+    log = [entry for entry in state.get("log_history") or [] if isinstance(entry, dict)]
+    samples = [entry for entry in log if entry.get("sample")]
+    sample = sample or (samples[-1]["sample"] if samples else None)
+    command = command or state.get("command")
+    license = license or _current_license(model_dir) or DEFAULT_LICENSE
+    data = state.get("data") or {}
+    data_name = data.get("name")
+    training = {key: value for key, value in (state.get("training_args") or {}).items() if value is not None}
+    best = state.get("best_val_loss")
 
     card_data = ModelCardData(
         library_name="transformers",
@@ -163,8 +153,15 @@ def build_model_card(
     )
     if data_name:
         card_data.training_data = data_name  # free-form: a local text file is not a Hub dataset id
-    if state and state.get("best_val_loss") is not None:
-        card_data.val_loss = round(float(state["best_val_loss"]), 4)
+    if best is not None:
+        card_data.val_loss = round(float(best), 4)  # a flat key that readers such as app.py use
+        dataset_id, dataset_name = KNOWN_DATASETS.get((data_name, data.get("characters")), (data_name, data_name))
+        card_data.eval_results = [EvalResult(
+            task_type="text-generation", task_name="Character-level language modelling",
+            dataset_type=dataset_id or "text", dataset_name=dataset_name or "text",
+            dataset_split="validation (last 10 %)", metric_type="loss", metric_name="validation loss (cross-entropy "
+            "per character)", metric_value=round(float(best), 4),
+        )]
 
     shown_id = repo_id or str(model_dir)
     return ModelCard.from_template(
@@ -175,7 +172,7 @@ def build_model_card(
         revision=revision,
         load_snippet=load_snippet(shown_id, revision),
         prompt_example=_prompt_example(model_dir, sample, data_name),
-        n_params=f"{n_params:,}",
+        n_params=f"{state.get('n_params') or _count_parameters(config):,}",
         n_layer=config.get("n_layer"),
         n_head=config.get("n_head"),
         n_embd=config.get("n_embd"),
@@ -183,11 +180,46 @@ def build_model_card(
         vocab_size=config.get("vocab_size"),
         dropout=config.get("dropout", 0.0),
         training=training,
-        training_summary=summary,
+        training_summary=_training_summary(state, log, data) if state else "",
         command=command,
         has_plot=(model_dir / LOSS_PLOT_NAME).is_file(),
-        sample=sample.strip("\n") if sample else None,
+        history=[{"step": e["step"], "val_loss": f"{e['val_loss']:.4f}", "text": fenced(e["sample"])}
+                 for e in _spread(samples, HISTORY_SHOWN)],
+        sample=fenced(sample) if sample else None,
     )
+
+
+def _training_summary(state: dict, log: list[dict], data: dict) -> str:
+    summary = f"Trained for {state.get('global_step', 0):,} steps"
+    if data.get("name"):
+        summary += f" on **{data['name']}**"
+        if data.get("characters"):
+            summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
+    summary += "."
+    last = log[-1] if log else {}
+    if state.get("best_val_loss") is not None:
+        summary += f" Best validation loss: **{state['best_val_loss']:.4f}**"
+        if last.get("val_loss") is not None:
+            summary += f" (last: {last['val_loss']:.4f}, train {last.get('train_loss', float('nan')):.4f})"
+        summary += "."
+    if last.get("elapsed_s") is not None:
+        summary += f" Wall time: {last['elapsed_s']:.0f} s."
+    return summary
+
+
+def _spread(records: list, n: int) -> list:
+    """At most `n` of `records`, evenly spaced, the first and the last included."""
+    if len(records) <= n:
+        return records
+    return [records[round(i * (len(records) - 1) / (n - 1))] for i in range(n)]
+
+
+def fenced(text: str) -> str:
+    """`text` as a markdown code block whose fence is longer than any run of backticks inside it."""
+    runs = re.findall(r"`+", text)
+    fence = "`" * max(3, 1 + max(map(len, runs), default=0))
+    body = text.strip("\n")
+    return f"{fence}text\n{body}\n{fence}"
 
 
 def write_model_card(model_dir: str | Path, **kwargs) -> ModelCard:
@@ -197,28 +229,13 @@ def write_model_card(model_dir: str | Path, **kwargs) -> ModelCard:
     return card
 
 
-# The card's own sections, as CARD_TEMPLATE writes them: how a refreshed card finds what the last one showed.
-_SAMPLE_RE = re.compile(r"^## A sample\n\n```text\n(.*)\n```\s*\Z", re.S | re.M)
-_COMMAND_RE = re.compile(r"^Reproduce it with:\n\n```bash\n(.*?)\n```", re.S | re.M)
-
-
-def read_card_extras(model_dir: str | Path) -> dict:
-    """`sample`, `command` and `license` from the folder's current README.md (those it has), else {}."""
+def _current_license(model_dir: Path) -> str | None:
+    """The license in the YAML header of the folder's current README.md (a license chosen by hand stays)."""
     path = Path(model_dir) / CARD_NAME
-    if not path.is_file():
-        return {}
     try:
-        card = ModelCard.load(path, ignore_metadata_errors=True)
-    except Exception:  # a hand-written README that is not a card: nothing to keep
-        return {}
-    extras = {}
-    if getattr(card.data, "license", None):
-        extras["license"] = card.data.license
-    for key, pattern in (("sample", _SAMPLE_RE), ("command", _COMMAND_RE)):
-        match = pattern.search(card.text)
-        if match:
-            extras[key] = match.group(1)
-    return extras
+        return getattr(ModelCard.load(path, ignore_metadata_errors=True).data, "license", None)
+    except Exception:  # no card, or a hand-written README that is not one
+        return None
 
 
 def _prompt_example(model_dir: Path, sample: str | None, data_name: str | None) -> str:

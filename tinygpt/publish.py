@@ -1,0 +1,62 @@
+"""Subscribers that publish a run: the model card and loss plot in every checkpoint, and the Hub push."""
+
+from __future__ import annotations
+
+import sys
+
+from .card import CARD_NAME, LOSS_PLOT_NAME, build_model_card
+from .common import one_line
+from .engine import TrainerCallback
+from .plots import plot_losses
+
+
+class ModelCardWriter(TrainerCallback):
+    """Writes loss.png and README.md into every checkpoint, so the card always describes the weights beside it.
+
+    The card is built from the trainer_state.json of the same checkpoint; `repo_id` is what its load snippet
+    names (default: the output folder).
+    """
+
+    def __init__(self, repo_id: str | None = None):
+        self.repo_id = repo_id
+
+    def on_checkpoint(self, trainer, step, folder):
+        if trainer.log_history:
+            plot_losses(trainer.log_history, folder / LOSS_PLOT_NAME, title=trainer.data_info["name"])
+        build_model_card(folder, repo_id=self.repo_id or str(trainer.out_dir)).save(folder / CARD_NAME)
+
+
+class HubPusher(TrainerCallback):
+    """Pushes the folder with `tinygpt push`'s code when the run ends (not when stopped), or after every
+    evaluation's checkpoint. A failed push is reported and training goes on; `failed` says whether the last one
+    failed, and `retry_command` how to upload the folder again."""
+
+    def __init__(self, repo_id: str, every_eval: bool = False):
+        self.repo_id, self.every_eval, self.failed = repo_id, every_eval, False
+
+    def on_save(self, trainer, step, out_dir):
+        if self.every_eval and trainer.log_history and trainer.log_history[-1]["step"] == step:
+            self.push(trainer, step)
+
+    def on_train_end(self, trainer, reason):
+        if not self.every_eval and reason != "stopped":
+            self.push(trainer, trainer.step)
+
+    def push(self, trainer, step):
+        from .hub import push_folder
+
+        last = trainer.log_history[-1] if trainer.log_history else {}
+        message = f"step {step}" + (f": val loss {last['val_loss']:.4f}" if last.get("step") == step else "")
+        try:
+            url = push_folder(trainer.out_dir, self.repo_id, commit_message=message)
+        except Exception as err:  # noqa: BLE001 - a failed upload must never cost the run
+            self.failed = True
+            print(f"train.py: push to {self.repo_id} failed: {one_line(err)}", file=sys.stderr, flush=True)
+        else:
+            self.failed = False
+            print(f"pushed step {step} to {url}", flush=True)
+
+    def retry_command(self, out_dir) -> str:
+        import shlex
+
+        return f"tinygpt push {shlex.quote(str(out_dir))} {shlex.quote(self.repo_id)}"
