@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard, SpaceCard, constants, hf_hub_download
 from huggingface_hub.errors import RepositoryNotFoundError
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from conftest import make_model
 from hub_server import HubServer
@@ -25,9 +27,10 @@ from no_tinygpt import run_without_tinygpt
 from tinygpt import cli
 from tinygpt.card import write_model_card
 from tinygpt.hub import push_model, select_files, space_requirements
-from tinygpt.loading import load_pretrained
+from tinygpt.loading import ModelLoadError, load_pretrained
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "tinygpt"
 TOKEN = "hf_local_test_token"
 PROMPT = "All:\n"
 SAMPLE = "First Citizen:\nSpeak, speak."
@@ -93,13 +96,14 @@ def trained_dir(model_dir):
     state = {
         "global_step": 200,
         "best_val_loss": 1.2345,
-        "log_history": [{"step": 200, "train_loss": 1.1, "val_loss": 1.2345, "elapsed_s": 12.0}],
+        "log_history": [{"step": 200, "train_loss": 1.1, "val_loss": 1.2345, "elapsed_s": 12.0, "sample": SAMPLE}],
         "training_args": {"max_iters": 200, "batch_size": 8, "learning_rate": 1e-3},
         "data": {"name": "tiny.txt", "characters": 1000},
+        "command": COMMAND,
     }
     (model_dir / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
     (model_dir / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a plot")
-    write_model_card(model_dir, sample=SAMPLE, command=COMMAND, license="apache-2.0")
+    write_model_card(model_dir, license="apache-2.0")  # the sample and command come from trainer_state.json
     torch.save({"optimizer": {"step": 200}}, model_dir / "training_state.pt")
     torch.save({"exp_avg": torch.zeros(3)}, model_dir / "optimizer.pt")
     (model_dir / ".tmp-checkpoint").mkdir()  # an interrupted checkpoint: never pushed
@@ -139,8 +143,9 @@ def second_model(folder: Path, tokenizer, seed=1):
 def test_push_then_load_without_tinygpt(hub, trained_dir, model, tokenizer, tmp_path, capsys, app_file):
     """Where tinygpt cannot be imported, from an empty HF_HOME, with HF_ENDPOINT set: the snippet `tinygpt push`
     prints, a branch pushed with --revision, and the Space's own app.py (its MODEL_ID from the Space's variables)
-    all load the pushed models and give the same greedy text. One interpreter for all three: each start costs
-    seconds."""
+    all load the pushed models and give the same greedy text; the Space's app.py imports tinygpt from the
+    package folder uploaded beside it, whose every module imports there. One interpreter for all three: each
+    start costs seconds."""
     before = snapshot(trained_dir)
     code, out, err = run_cli(capsys, "push", trained_dir, "tester/tiny")
     assert code == 0, err
@@ -174,21 +179,29 @@ texts["dev"] = greedy(dev_model, dev_tokenizer)
 
 space = snapshot_download("tester/demo", repo_type="space", local_dir="space")
 os.environ["MODEL_ID"] = HfApi().get_space_variables("tester/demo")["MODEL_ID"].value
+sys.path.insert(0, space)  # what `python app.py` in the Space's folder does
 spec = importlib.util.spec_from_file_location("app", os.path.join(space, "app.py"))
 app = sys.modules["app"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
 loaded = app.load_model(os.environ["MODEL_ID"])
 texts["space"] = greedy(loaded.model, loaded.tokenizer)
+for name in sorted(os.listdir(os.path.join(space, "tinygpt"))):  # the engine works from the uploaded folder
+    if name.endswith(".py") and name != "__init__.py":
+        importlib.import_module("tinygpt." + name[:-3])
+texts["tinygpt_from"] = sorted({{os.path.dirname(m.__file__) for k, m in sys.modules.items()
+                                 if k == "tinygpt" or k.startswith("tinygpt.")}})
 print(json.dumps(texts))
 """,
         cwd=workdir,
         env={"HF_HOME": str(tmp_path / "fresh_home"), "HF_ENDPOINT": hub.url, "HF_TOKEN": ""},  # public: no token
+        allow_from=workdir / "space",  # the Space's own copy of the package, never the installed one
     )
     expected = greedy(model, tokenizer)
     assert result["main"] == expected
     assert result["space"] == expected
     assert result["dev"] == greedy(dev_model, tokenizer) != expected
     assert "modeling_tinygpt" in result["class"]  # the repo's own code, as remote code
+    assert result["tinygpt_from"] == [str((workdir / "space" / "tinygpt").resolve())]
 
 
 def test_card_on_the_hub(hub, api, trained_dir):
@@ -205,7 +218,7 @@ def test_card_on_the_hub(hub, api, trained_dir):
     assert "| layers (`n_layer`) | 2 |" in card.text
     assert "Best validation loss: **1.2345**" in card.text and "| max_iters | 200 |" in card.text
     assert "![training and validation loss](loss.png)" in card.text
-    assert SAMPLE in card.text and COMMAND in card.text  # kept from the folder's card
+    assert SAMPLE in card.text and COMMAND in card.text  # from trainer_state.json
     info = api.model_info("tester/tiny")
     assert (info.library_name, info.pipeline_tag) == ("transformers", "text-generation")
 
@@ -216,13 +229,17 @@ def test_training_state_stays_local_unless_asked(hub, api, trained_dir, capsys, 
     code, out, err = run_cli(capsys, "push", trained_dir, "tester/tiny", *flags)
     assert code == 0, err
     files = set(api.list_repo_files("tester/tiny"))
+    # what README.md's "Share on the Hub" lists: weights, config, generation settings, the three code files,
+    # the tokenizer, the training record and plot, the card
     shareable = {".gitattributes", "README.md", "config.json", "model.safetensors", "configuration_tinygpt.py",
-                 "modeling_tinygpt.py", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                 "trainer_state.json", "loss.png"}
+                 "modeling_tinygpt.py", "tokenization_tinygpt.py", "tokenizer.json", "tokenizer_config.json",
+                 "generation_config.json", "trainer_state.json", "loss.png"}
     resume = {"training_state.pt", "optimizer.pt"}
     assert files == (shareable | resume if include else shareable)
     assert ("Left out" in out) is not include
     assert hub.read_file("tester/tiny", "model.safetensors") == (trained_dir / "model.safetensors").read_bytes()
+    for name in ("trainer_state.json", "generation_config.json"):
+        assert hub.read_file("tester/tiny", name) == (trained_dir / name).read_bytes()
 
 
 def test_select_files(trained_dir):
@@ -326,16 +343,27 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     assert f"{hub.url}/spaces/tester/demo" in out.splitlines()
 
     files = set(api.list_repo_files("tester/demo", repo_type="space"))
-    assert files == {".gitattributes", "README.md", "app.py", "requirements.txt"}
+    # the package beside app.py, for the Train tab: every Python file, no caches
+    package = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert {"__init__.py", "modeling_tinygpt.py", "tokenization_tinygpt.py", "common.py"} <= package
+    assert files == {".gitattributes", "README.md", "app.py", "requirements.txt"} | {f"tinygpt/{f}" for f in package}
     assert hub.read_file("tester/demo", "app.py", repo_type="space") == app_file.read_bytes()  # unchanged
+    for name in package:
+        assert hub.read_file("tester/demo", f"tinygpt/{name}", repo_type="space") == (PACKAGE / name).read_bytes()
+    assert f"and tinygpt/ ({len(package)} Python files: the training engine)" in out
 
     requirements = [Requirement(line) for line in
                     hub.read_file("tester/demo", "requirements.txt", repo_type="space").decode().splitlines()]
-    by_name = {r.name: r for r in requirements}
-    assert {"torch", "transformers", "gradio"} <= set(by_name)
+    by_name = {canonicalize_name(r.name): r for r in requirements}
+    engine_needs = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate", "gradio",
+                    "matplotlib", "tqdm")
+    assert set(engine_needs) <= set(by_name) and "tinygpt" not in by_name  # tinygpt is the uploaded folder
     from importlib.metadata import version
 
-    for name in ("torch", "transformers", "gradio"):  # the versions these tests run on satisfy them
+    pyproject = {canonicalize_name(Requirement(line).name): Requirement(line).specifier
+                 for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    for name in engine_needs:  # pyproject's ranges, which the versions these tests run on satisfy
+        assert by_name[name].specifier == pyproject[name], name
         assert by_name[name].specifier.contains(version(name).split("+")[0]), (name, by_name[name])
 
     card = SpaceCard.load(hf_hub_download("tester/demo", "README.md", repo_type="space", endpoint=hub.url))
@@ -362,11 +390,41 @@ def test_space_for_a_missing_model_warns(hub, api, app_file, capsys):
     assert api.get_space_variables("tester/demo")["MODEL_ID"].value == "tester/not-pushed-yet"
 
 
-def test_space_requirements_refuse_an_app_that_needs_tinygpt():
-    assert space_requirements("import gradio\nimport torch\n")[:3][0].startswith("torch")
-    assert any(r.startswith("matplotlib") for r in space_requirements("def f():\n    import matplotlib\n"))
-    with pytest.raises(ValueError, match="imports tinygpt"):
-        space_requirements("import tinygpt\n")
+def test_space_requirements_list_what_the_sources_import_but_not_tinygpt():
+    base = space_requirements("import gradio\nimport torch\n")
+    assert base[0].startswith("torch") and not any(r.startswith("tinygpt") for r in base)
+    # a lazy import counts; `import tinygpt` is the uploaded folder, not a requirement
+    lines = space_requirements("import tinygpt\n", "def f():\n    import pandas\n")
+    assert lines[: len(base)] == base and lines[len(base):] == ["pandas"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"model_type": "gpt2", "n_layer": 2}, "--model tester/other is a 'gpt2' model, not a tinygpt model"),
+    (None, "--model tester/other has no config.json"),
+])
+def test_space_refuses_a_model_that_is_not_tinygpt(hub, api, capsys, tmp_path, config, message):
+    api.create_repo("tester/other")
+    if config is not None:
+        api.upload_file(path_or_fileobj=json.dumps(config).encode(), path_in_repo="config.json",
+                        repo_id="tester/other")
+    else:
+        api.upload_file(path_or_fileobj=b"# a model card and nothing else\n", path_in_repo="README.md",
+                        repo_id="tester/other")
+    code, out, err = run_cli(capsys, "space", "tester/demo", "--model", "tester/other")
+    assert code == 2 and out == ""
+    assert message in one_line(err)
+    assert not api.repo_exists("tester/demo", repo_type="space")  # refused before the Space is made
+
+
+def test_a_bare_name_is_a_hub_repo_and_a_path_is_a_folder(hub, capsys):
+    """tinygpt.common.is_local_path decides: `gpt2` is asked of the Hub; `./gpt2` and `a/b/c` never are."""
+    for name in ("./gpt2", "a/b/c", "~/nope"):
+        with pytest.raises(ModelLoadError, match="no such folder"):
+            load_pretrained(name)
+    assert hub.requests == []
+    with pytest.raises(ModelLoadError, match=r"^gpt2: .*Hub"):  # (the local server has no namespace-less repos)
+        load_pretrained("gpt2")
+    assert hub.requests and hub.requests[0]["path"].startswith("/api/models/gpt2")  # it asked the Hub
 
 
 # ------------------------------------------------------------------------------------------------- errors

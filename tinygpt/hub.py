@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import CARD_NAME, TRAINER_STATE_NAME, build_model_card
+from .common import one_line
 from .loading import ModelLoadError, check_model_dir
 
 # Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
@@ -42,9 +43,13 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "configuration_tinygpt.py"
 
 APP_FILE = "app.py"
 MODEL_ID_VARIABLE = "MODEL_ID"
-# Used when tinygpt's own requirements cannot be read (e.g. running from a source tree that was never installed).
-FALLBACK_REQUIREMENTS = {"torch": "torch>=2.4", "transformers": "transformers<6,>=5.24", "gradio": "gradio>=6.7"}
-SPACE_REQUIREMENTS = ("torch", "transformers", "gradio")
+# The package folder uploaded beside app.py, so the Space's Train tab has the training engine (app.py imports
+# `tinygpt` from the folder it sits in; a Space pip-installs only requirements.txt).
+PACKAGE_DIR = Path(__file__).resolve().parent
+# What app.py and the engine need on a Space, first in requirements.txt (with tinygpt's own version ranges),
+# followed by anything else they import.
+SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
+                      "gradio", "matplotlib", "tqdm")
 
 
 class HubError(OSError):
@@ -61,6 +66,10 @@ class HubUnavailableError(HubError):
 
 class InvalidRepoIdError(ValueError):
     """A repo id the Hub would refuse."""
+
+
+class NotATinyGPTModelError(ValueError):
+    """`tinygpt space --model` names a repo that is not a tinygpt model: the Space would fail at start."""
 
 
 @dataclass
@@ -195,6 +204,27 @@ def check_shareable_folder(model_dir: Path) -> None:
             f"{model_dir}: config.json has no auto_map for AutoModelForCausalLM, so the repo would not load "
             "with trust_remote_code; save it again with tinygpt's save_pretrained (import tinygpt first)"
         )
+    code_files = _tokenizer_code_files(model_dir)
+    missing = [name for name in code_files if not (model_dir / name).is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"{model_dir}: tokenizer_config.json names {', '.join(missing)} (auto_map) but the file is missing; save "
+            "the tokenizer again with tinygpt's save_pretrained"
+        )
+
+
+def _tokenizer_code_files(model_dir: Path) -> list[str]:
+    """The code files that tokenizer_config.json's auto_map needs ("tokenization_tinygpt.CharTokenizer" ->
+    tokenization_tinygpt.py). A folder saved before the tokenizer travelled as code has none."""
+    try:
+        config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    refs = auto_map.get("AutoTokenizer") if isinstance(auto_map, dict) else auto_map  # a list: the old format
+    if isinstance(refs, str):
+        refs = [refs]
+    return sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py" for ref in refs or [] if isinstance(ref, str)})
 
 
 def select_files(model_dir: Path, include_training_state: bool = False) -> tuple[list[str], list[str]]:
@@ -256,7 +286,8 @@ A Gradio demo of the character-level GPT [{{ model_id }}]({{ model_url }}), made
 tinygpt's `tinygpt space`. `app.py` is tinygpt's demo app, unchanged: it loads the model
 named by the Space variable `{{ variable }}` (now `{{ model_id }}`) with
 `AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)`, so pointing the Space at another tinygpt
-model is a matter of changing that variable in the Space's settings.
+model is a matter of changing that variable in the Space's settings. The `tinygpt/` folder beside it is the
+tinygpt package, the training engine that the app's Train tab runs.
 
 The same app runs locally:
 
@@ -285,10 +316,12 @@ def create_space(
 ) -> SpaceResult:
     """Create (or update) the Gradio Space `space_id` that runs tinygpt's app.py on the model repo `model_id`.
 
-    The Space gets app.py unchanged, a requirements.txt (torch, transformers, gradio, with tinygpt's version
-    ranges), a README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title and `models: [model_id]`,
-    and the Space variable MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a
-    warning (push it next), not an error. `app_file` defaults to the app.py of the tinygpt checkout.
+    The Space gets app.py unchanged, the `tinygpt/` package (its .py files: the training engine behind the Train
+    tab), a requirements.txt (what app.py and the engine import, with tinygpt's version ranges), a README.md whose
+    YAML says `sdk: gradio`, `app_file: app.py`, a title and `models: [model_id]`, and the Space variable
+    MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a warning (push it next), not
+    an error; a repo that is not a tinygpt model is refused (`NotATinyGPTModelError`). `app_file` defaults to the
+    app.py of the tinygpt checkout.
     """
     check_repo_id(space_id, "Space id")
     try:
@@ -300,14 +333,18 @@ def create_space(
         raise err
     app = find_app_file(app_file)
     app_source = app.read_text(encoding="utf-8")
-    requirements = space_requirements(app_source)
+    package_files = engine_files()
+    requirements = space_requirements(app_source, *((PACKAGE_DIR / f).read_text(encoding="utf-8")
+                                                     for f in package_files))
     api = _api(token, endpoint)
     notes = []
     if MODEL_ID_VARIABLE not in app_source:
         notes.append(f"{app} does not mention {MODEL_ID_VARIABLE}: the Space may not load {model_id}")
 
     with hub_errors(f"looking up the model {model_id}", api.endpoint):
-        if not api.repo_exists(model_id):
+        if api.repo_exists(model_id):
+            check_tinygpt_repo(api, model_id)
+        else:
             notes.append(f"the model repo {model_id} does not exist on {api.endpoint} (or your token cannot see it); "
                          f"the Space will fail to start until you push it: tinygpt push DIR {model_id}")
     with hub_errors(f"creating the Space {space_id}", api.endpoint):
@@ -318,9 +355,12 @@ def create_space(
     with tempfile.TemporaryDirectory(prefix="tinygpt-space-") as staging:
         staging = Path(staging)
         shutil.copyfile(app, staging / APP_FILE)  # byte for byte
+        for name in package_files:
+            (staging / "tinygpt" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PACKAGE_DIR / name, staging / "tinygpt" / name)
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         card.save(staging / CARD_NAME)
-        files = sorted(p.name for p in staging.iterdir())
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         with hub_errors(f"uploading the app to the Space {space_id}", api.endpoint):
             api.upload_folder(repo_id=space_id, repo_type="space", folder_path=staging,
                               commit_message=f"tinygpt demo of {model_id}")
@@ -328,6 +368,31 @@ def create_space(
                                    description="the model repo that app.py loads")
     return SpaceResult(space_id=space_id, url=str(space_url).rstrip("/"), model_id=model_id, files=files,
                        warnings=notes)
+
+
+def check_tinygpt_repo(api, model_id: str) -> None:
+    """Refuse a model repo whose config.json is missing or names another model_type: app.py cannot run it."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        config_file = api.hf_hub_download(model_id, "config.json")
+    except EntryNotFoundError:
+        raise NotATinyGPTModelError(f"--model {model_id} has no config.json, so it is not a model pushed with "
+                                    "`tinygpt push`; the Space could not load it") from None
+    try:
+        model_type = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, AttributeError):
+        raise NotATinyGPTModelError(f"--model {model_id}: its config.json is not a JSON object; the Space could "
+                                    "not load it") from None
+    if model_type != "tinygpt":
+        raise NotATinyGPTModelError(f"--model {model_id} is a {model_type!r} model, not a tinygpt model: the "
+                                    "Space's app.py runs tinygpt models only (push one with `tinygpt push`)")
+
+
+def engine_files(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """The package's Python files (relative POSIX paths), uploaded as `tinygpt/` beside app.py."""
+    return sorted(p.relative_to(package_dir).as_posix() for p in package_dir.rglob("*.py")
+                  if "__pycache__" not in p.relative_to(package_dir).parts)
 
 
 def space_card(space_id: str, model_id: str, endpoint: str):
@@ -362,25 +427,25 @@ def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def space_requirements(app_source: str) -> list[str]:
-    """requirements.txt lines: torch, transformers and gradio, then every other installed package app.py imports
-    (anywhere in the file: lazy imports count), each with the version range tinygpt itself requires (what the
-    tests run against), else unpinned."""
-    tree = ast.parse(app_source)
-    if "tinygpt" in _module_level_imports(tree):
-        raise ValueError("app.py imports tinygpt, which a Space does not have; it must load the model with "
-                         "transformers alone (AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True))")
+def space_requirements(*sources: str) -> list[str]:
+    """requirements.txt lines for a Space running these Python sources (app.py and the tinygpt package).
+
+    `SPACE_REQUIREMENTS` first, then every other installed distribution the sources import (anywhere in a file:
+    lazy imports count), each with the version range tinygpt itself requires (what the tests run against), else
+    unpinned. tinygpt is not listed: the package folder is uploaded beside app.py.
+    """
     pinned = _tinygpt_requirements()
     names = list(SPACE_REQUIREMENTS)
     from importlib.metadata import packages_distributions
 
     distributions = packages_distributions()
-    for module in sorted(_all_imports(tree) - set(sys.stdlib_module_names) - {"tinygpt"}):
+    imported = set().union(*(_all_imports(ast.parse(source)) for source in sources)) if sources else set()
+    for module in sorted(imported - set(sys.stdlib_module_names) - {"tinygpt"}):
         for dist in distributions.get(module, [])[:1]:
             dist = _canonical(dist)
-            if dist not in names:
+            if dist not in names and dist != "tinygpt":
                 names.append(dist)
-    return [pinned.get(name, FALLBACK_REQUIREMENTS.get(name, name)) for name in names]
+    return [pinned.get(name, name) for name in names]
 
 
 def _all_imports(tree: ast.AST) -> set[str]:
@@ -394,29 +459,35 @@ def _all_imports(tree: ast.AST) -> set[str]:
     return found
 
 
-def _module_level_imports(tree: ast.Module) -> set[str]:
-    """Imports that run whenever the file is imported (not inside a function or a try: block)."""
-    return _all_imports(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
-                                   type_ignores=[]))
-
-
 def _tinygpt_requirements() -> dict[str, str]:
-    """{distribution name: requirement} from the installed tinygpt's metadata (pyproject.toml's dependencies)."""
+    """{distribution name: requirement} of tinygpt's own dependencies (pyproject.toml's `dependencies`): from
+    the installed metadata, else from the checkout's pyproject.toml; extras (dev) are not needed on a Space."""
     from importlib.metadata import PackageNotFoundError, requires
 
     try:
         lines = requires("tinygpt") or []
     except PackageNotFoundError:
-        return dict(FALLBACK_REQUIREMENTS)
+        lines = _pyproject_dependencies()
     from packaging.requirements import Requirement
 
     found = {}
     for line in lines:
         requirement = Requirement(line)
-        if requirement.marker is None:  # extras (dev) are not needed on a Space
-            requirement_text = f"{requirement.name}{requirement.specifier}"
-            found[_canonical(requirement.name)] = requirement_text
-    return found or dict(FALLBACK_REQUIREMENTS)
+        if requirement.marker is None:
+            found[_canonical(requirement.name)] = f"{requirement.name}{requirement.specifier}"
+    return found
+
+
+def _pyproject_dependencies() -> list[str]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: requirements stay unpinned
+        return []
+    try:
+        with open(PACKAGE_DIR.parent / "pyproject.toml", "rb") as f:
+            return tomllib.load(f)["project"]["dependencies"]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def _canonical(name: str) -> str:
@@ -499,7 +570,7 @@ def hub_errors(action: str, endpoint: str, local_note: str | None = None):
     except OfflineModeIsEnabled:
         raise HubError(f"{action} failed: HF_HUB_OFFLINE is set; unset it to reach the Hub{tail}") from None
     except _network_errors() as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = one_line(err)
         raise HubUnavailableError(f"{action} failed: could not reach the Hub at {endpoint} ({reason}); check the "
                                   f"network and HF_ENDPOINT{tail}") from None
 

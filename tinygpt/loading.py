@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from .common import is_local_path, one_line
 from .configuration_tinygpt import TinyGPTConfig
 from .modeling_tinygpt import TinyGPTForCausalLM
 from .tokenization import CharTokenizer
@@ -22,20 +23,21 @@ class ModelLoadError(ValueError):
 
 
 def resolve_model_dir(name_or_path: str, revision: str | None = None) -> Path:
-    """A local folder as is; anything else is a Hub repo id, downloaded (or taken from the cache)."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
+    """A local folder as is; a Hub repo id (`user/name`, or a bare `name` such as `gpt2`: the rule of
+    `tinygpt.common.is_local_path`, which app.py follows too) is downloaded, or taken from the cache."""
+    if is_local_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.exists():
+            raise ModelLoadError(f"{name_or_path}: no such folder (and not a Hub repo id, which is user/name)")
         if not path.is_dir():
             raise ModelLoadError(f"{name_or_path}: is a file; give the model folder (the one with config.json)")
         return path
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path:
-        raise ModelLoadError(f"{name_or_path}: no such folder")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         return Path(snapshot_download(name_or_path, revision=revision, allow_patterns=MODEL_FILES))
-    except HFValidationError:
+    except HFValidationError:  # is_local_path let through something the Hub client still refuses
         raise ModelLoadError(f"{name_or_path}: no such folder, and not a valid Hub repo id (user/name)") from None
     except RevisionNotFoundError:
         raise ModelLoadError(f"{name_or_path}: the Hub repo has no revision {revision!r}") from None
@@ -45,7 +47,7 @@ def resolve_model_dir(name_or_path: str, revision: str | None = None) -> Path:
             "or set HF_TOKEN)"
         ) from None
     except (HfHubHTTPError, OSError) as err:
-        raise ModelLoadError(f"{name_or_path}: could not download it from the Hub: {_first_line(err)}") from None
+        raise ModelLoadError(f"{name_or_path}: could not download it from the Hub: {one_line(err)}") from None
 
 
 def check_model_dir(model_dir: Path) -> TinyGPTConfig:
@@ -98,8 +100,3 @@ def load_pretrained(name_or_path: str, revision: str | None = None, device: str 
             f"{config.vocab_size}; they were not saved together"
         )
     return model, tokenizer
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

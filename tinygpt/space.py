@@ -1,4 +1,5 @@
-"""`tinygpt space SPACE_ID --model REPO_ID`: a Gradio Space running app.py on a pushed model (see tinygpt.hub)."""
+"""`tinygpt space SPACE_ID --model REPO_ID`: a Gradio Space running app.py, with the tinygpt package beside it for
+the Train tab, on a pushed model (see tinygpt.hub)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from .hub import MODEL_ID_VARIABLE, create_space, quiet_hub_logging
 
 def add_arguments(parser) -> None:
     parser.add_argument("space_id", metavar="SPACE_ID", help="Hub id of the Space, USER/NAME (created if missing)")
-    parser.add_argument("--model", metavar="REPO_ID", required=True, help="the model repo the Space runs")
+    parser.add_argument("--model", metavar="REPO_ID", required=True,
+                        help="the tinygpt model repo the Space runs (pushed with `tinygpt push`)")
     parser.add_argument("--private", action="store_true", help="make the Space private when creating it")
     parser.add_argument("--app", metavar="PATH", default=None,
                         help="the file to upload as app.py (default: the app.py of the tinygpt checkout)")
@@ -22,8 +24,10 @@ def run(args) -> int:
     result = create_space(args.space_id, args.model, private=args.private, app_file=args.app)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
+    top = [f for f in result.files if "/" not in f]
+    package = [f for f in result.files if f.startswith("tinygpt/")]
     print(f"Space {result.space_id} runs app.py on {result.model_id} (variable {MODEL_ID_VARIABLE}): "
-          f"{', '.join(result.files)}")
+          f"{', '.join(top)}, and tinygpt/ ({len(package)} Python files: the training engine)")
     print(result.url)
     print("Its hardware is your choice, in the Space's settings on the Hub (CPU basic is enough for a tiny model).")
     return 0
