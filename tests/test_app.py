@@ -167,7 +167,7 @@ def test_unknown_characters_are_named_and_the_server_keeps_serving(client):
     with pytest.raises(AppError) as error:
         generate(client, prompt="héllo ☃ world")
     message = str(error.value)
-    assert "'é'" in message and "'☃'" in message and "'h'" not in message
+    assert message.startswith("2 character(s) not in the model's vocabulary: 'é', '☃'."), message
     assert generate(client, max_new_tokens=10).startswith(PROMPT)
 
 
@@ -210,8 +210,17 @@ def test_see_inside_returns_top10_chart_attention_maps_and_context(client, refer
     assert probabilities == pytest.approx(expected.values.tolist(), abs=1e-4)
     shown = {"\n": "⏎", " ": "␣"}
     assert [c for c, _ in rows] == [shown.get(c, c) for c in tokenizer.convert_ids_to_tokens(expected.indices.tolist())]
-    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
+    # One heat map per layer and head (2 x 4), each a PNG labelled with its layer and head.
+    assert plot.count('<img alt="layer') == 8 and plot.count("data:image/png;base64,") == 8
+    assert "layer 2 · head 4" in plot
     assert "only the last 32" in context and prompt[-32:] in context
+
+
+def test_see_inside_an_empty_prompt_explains_instead_of_drawing_1x1_maps(client):
+    chart, maps, context = client.predict("", api_name="/inspect")
+    assert len(chart["data"]) == 10  # what the model predicts after its first vocabulary character
+    assert "<img" not in maps and "Type a prompt" in maps
+    assert "The prompt is empty" in context
 
 
 def test_see_inside_names_unknown_characters(client):
@@ -226,7 +235,8 @@ def facts_markdown(server) -> str:
 def test_model_facts_are_on_the_page(server, model_dir, reference):
     facts = facts_markdown(server)
     n_params = sum(p.numel() for p in reference[0].parameters())
-    assert str(model_dir) in facts and f"{n_params:,}" in facts
+    # The folder's name, never the server's absolute path.
+    assert f"`{model_dir.name}`" in facts and str(model_dir) not in facts and f"{n_params:,}" in facts
     assert "| 2 | 4 | 32 | 32 |" in facts  # layers, heads, n_embd, block size
     assert "not recorded" in facts  # no trainer_state.json: no val loss
 

@@ -148,4 +148,4 @@ def test_unknown_characters_show_an_error_naming_them(page):
     page.click("#generate-btn")
     toast = page.get_by_text("'é'", exact=False).first
     toast.wait_for(timeout=15_000)
-    assert "never seen" in toast.inner_text()
+    assert "not in the model's vocabulary" in toast.inner_text()
