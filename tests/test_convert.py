@@ -179,6 +179,18 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, seed_checkpoint, 
     assert not (tmp_path / "out").exists()
 
 
+def test_the_issues_hello_file_through_the_installed_command(tmp_path, seed_checkpoint):
+    """The report's reproduction, in a real process: a 5-byte text file was a 29-line traceback."""
+    _, _, corpus = seed_checkpoint
+    (tmp_path / "hello").write_bytes(b"hello")
+    result = run_cli("convert-seed", tmp_path / "hello", "--data", corpus, "--out", tmp_path / "out")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"tinygpt convert-seed: error: {tmp_path / 'hello'}: not a PyTorch checkpoint: it is a 5-byte text file "
+        "starting 'hello'; convert-seed expects the file written by torch.save(model.state_dict(), 'seed.pt')"
+    ]
+
+
 class _Marker:
     """Unpickling this object creates a file: the proof that something was unpickled."""
 
