@@ -69,7 +69,8 @@ class MultiHeadAttention(nn.Module):
             # One fused kernel for the seed's scores -> mask -> softmax -> weighted sum. `causal` (no mask, nothing
             # cached) means the keys are exactly the queries' positions, so SDPA's built-in causal mask is the seed's
             # `tril`; with no mask and not causal, one new character looks at every key before it.
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None, scale=self.scale)
+            is_causal = True if causal and mask is None else False  # a plain bool, also when traced with symbolic shapes
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=self.scale)
         else:
             # The seed's Head, written out: used for output_attentions=True and attn_implementation="eager"
             S = k.shape[2]
@@ -405,6 +406,13 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
                 )
             else:
                 model_inputs["input_ids"] = input_ids
+            if next_sequence_length:  # only the characters the new positions' windows cover: a fixed shape
+                span = self.config.block_size + next_sequence_length - 1
+                for key in ("input_ids", "inputs_embeds"):
+                    if key in model_inputs:
+                        model_inputs[key] = model_inputs[key][:, -span:].clone(memory_format=torch.contiguous_format)
+                if attention_mask is not None:
+                    model_inputs["attention_mask"] = attention_mask[:, -span:]
             model_inputs["crop_and_rerun"] = True
         elif getattr(cache, "tinygpt_emptied", False):
             # Back within block_size after the window slid: assisted decoding's candidates crossed it and were
@@ -416,7 +424,9 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         elif use_embeds:
             model_inputs["inputs_embeds"] = inputs_embeds[:, -next_sequence_length:] if next_sequence_length else inputs_embeds
         else:
-            model_inputs["input_ids"] = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
+            # cloned: a slice's strides change with the length, and a compiled forward would recompile for each
+            new_ids = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
+            model_inputs["input_ids"] = new_ids.clone(memory_format=torch.contiguous_format)
         for key, value in kwargs.items():  # use_cache, output_attentions, logits_to_keep, ...
             if key not in ("labels", "shift_labels"):
                 model_inputs.setdefault(key, value)
