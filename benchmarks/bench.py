@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -219,10 +220,12 @@ def n_params(model) -> int:
 # ------------------------------------------------------------------------------------------------ 1. train step
 
 
-def train_steps(dims: Dims, batches, plan: Plan, device, timer, autocast) -> list[Row]:
-    """ms per optimizer step, interleaved, on the same batches: the seed's loop, GPT-2's, and train.py's step
-    with its default settings (the seed's hyper-parameters) and with `--preset cpu`'s (which also clips)."""
-    from tinygpt import training
+def train_steps(dims: Dims, batches, plan: Plan, device, timer, autocast, dtype: str = "fp32") -> list[Row]:
+    """ms per optimizer step, interleaved: the seed's loop and GPT-2's on the same pre-drawn batches, and the
+    engine's real train step (it draws its own batch) with its default settings (the seed's hyper-parameters)
+    and with `--preset cpu`'s (which also clips)."""
+    from tinygpt.engine import Trainer
+    from tinygpt.settings import TrainingSettings
 
     vocab = 65
     seed = build_seed(dims, vocab, device).train()
@@ -254,33 +257,24 @@ def train_steps(dims: Dims, batches, plan: Plan, device, timer, autocast) -> lis
         return loss
 
     def tinygpt_step(preset):
-        """TrainingRun.train_step for `preset`'s settings, minus its batch sampling and Accelerate's wrappers."""
-        settings = dict(training.DEFAULTS, **training.PRESETS[preset])
-        model = tinygpt_from_seed(seed).train()  # the seed's starting weights: the losses can be compared
-        optimizer = torch.optim.AdamW(  # as TrainingRun builds it
-            model.parameters(), lr=settings["learning_rate"], betas=(settings["beta1"], settings["beta2"]),
-            weight_decay=settings["weight_decay"], **training._fast_adamw(device),
-        )
+        """The engine's own Trainer.train_step (what train.py runs: its batch sampling, Accelerate's wrappers and
+        the schedule included) with `preset`'s settings at these dims, from the seed's starting weights."""
+        settings = TrainingSettings.from_preset(preset, n_layer=dims.n_layer, n_embd=dims.n_embd, n_head=dims.n_head,
+                                                block_size=dims.block_size, batch_size=dims.batch_size,
+                                                device=device.type, dtype=dtype, threads=0)  # threads: --threads
+        out_dir = Path(tempfile.mkdtemp(prefix="tinygpt-bench-"))
+        trainer = Trainer(settings, text=DATA.read_text(encoding="utf-8"), out_dir=out_dir / "run")
+        shutil.rmtree(out_dir)  # it never saves here
+        trainer.model.load_state_dict(tinygpt_from_seed(seed).state_dict())  # the losses can be compared
         index = {"i": 0}
 
         def step():
-            xb, yb = batch()
-            lr = training.learning_rate_at(index["i"], settings)
             index["i"] += 1
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast():
-                loss = model(xb, shift_labels=yb).loss
-            loss.backward()
-            if settings["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            return loss
+            return trainer.train_step(index["i"] - 1)
 
-        fused = "fused " if training._fast_adamw(device).get("fused") else ""
-        clip = f" + clip {settings['grad_clip']:g}" if settings["grad_clip"] else ""
-        return model, step, f"{fused}AdamW{clip}"
+        fused = "fused " if trainer.optimizer.param_groups[0].get("fused") else ""
+        clip = f" + clip {settings.grad_clip:g}" if settings.grad_clip else ""
+        return trainer.model, step, f"{fused}AdamW{clip}"
 
     tiny, tiny_step, tiny_opt = tinygpt_step("seed")
     tiny_cpu, tiny_cpu_step, tiny_cpu_opt = tinygpt_step("cpu")
@@ -503,10 +497,11 @@ def demo_server_rss(model_dir: Path, log_path: Path, clients: int, new_chars: in
 
 def make_model_dir(path: Path, chars: list[str]) -> Path:
     """A random-weight model at the cpu preset's dims with tiny Shakespeare's vocabulary (memory does not care)."""
-    from tinygpt import TinyGPTConfig, TinyGPTForCausalLM, training
+    from tinygpt import TinyGPTConfig, TinyGPTForCausalLM
+    from tinygpt.settings import TrainingSettings
     from tinygpt.tokenization import tokenizer_from_characters
 
-    d = Dims(*(training.PRESETS["cpu"][k] for k in ("n_layer", "n_embd", "n_head", "block_size")))
+    d = Dims(*(TrainingSettings.PRESETS["cpu"][k] for k in ("n_layer", "n_embd", "n_head", "block_size")))
     torch.manual_seed(0)
     TinyGPTForCausalLM(TinyGPTConfig(vocab_size=len(chars), n_embd=d.n_embd, n_head=d.n_head, n_layer=d.n_layer,
                                      block_size=d.block_size)).save_pretrained(path)
@@ -660,8 +655,10 @@ def main(argv=None) -> int:
     table = Table("1. Train step: forward + backward + AdamW step + zero_grad", "ms/step")
     for what, dims in TRAIN_SIZES.items():
         batches = make_batches(data[:n_train], dims, device)
-        table.groups.append((f"{dims.label()} ({what})", train_steps(dims, batches, plan, device, timer, autocast)))
-    table.notes.append(f"{plan.train_rounds} rounds x {plan.train_steps} steps; the same pre-drawn batches for all")
+        table.groups.append((f"{dims.label()} ({what})",
+                             train_steps(dims, batches, plan, device, timer, autocast, args.dtype)))
+    table.notes.append(f"{plan.train_rounds} rounds x {plan.train_steps} steps; the same pre-drawn batches for the "
+                       "seed and GPT-2; tinygpt's rows are the engine's Trainer.train_step, batch sampling included")
     print_table(table, args.peak_tflops, show_tokens)
     results["tables"].append(table_json(table))
 

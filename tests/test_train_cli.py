@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import subprocess
@@ -155,3 +156,31 @@ def test_runs_from_another_folder_with_the_bundled_corpus(tmp_path):
     assert state["data"]["name"] == "tinyshakespeare.txt" and state["data"]["characters"] == 1_115_394
     assert state["data"]["vocab_size"] == 65 and state["global_step"] == 0
     shutil.rmtree(out_dir)
+
+
+def test_a_failed_push_keeps_the_model_says_so_once_prints_the_retry_and_exits_3(tmp_path, corpus):
+    """issue 12, item 8: the local Hub refuses the token (401); the trained folder stays, and the printed
+    `tinygpt push` command uploads it once the Hub accepts."""
+    from hub_server import HubServer
+
+    out_dir = tmp_path / "run"
+    with HubServer(tmp_path / "hub", fail_with=401) as server:
+        env = {"HF_ENDPOINT": server.url, "HF_TOKEN": "hf_refused", "HF_HOME": str(tmp_path / "hf_home"),
+               "HF_HUB_OFFLINE": "0"}
+        result = run_train(["--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 10, "--eval-interval", 10,
+                            "--push-to-hub", "tester/tiny"], cwd=tmp_path, env=env)
+        assert result.returncode == 3, result.stderr
+        assert "done: step 10" in result.stdout and trainer_state(out_dir)["global_step"] == 10
+        errors = result.stderr.splitlines()
+        assert len(errors) == 2 and "Traceback" not in result.stderr
+        assert errors[0].startswith("train.py: push to tester/tiny failed: ") and "401 Unauthorized" in errors[0]
+        assert result.stderr.count("unchanged") + result.stderr.count("intact") == 1  # said once
+        retry = errors[1].split("upload it with: ")[1]
+        assert retry == f"tinygpt push {out_dir} tester/tiny"
+        load_pretrained(out_dir)
+
+        server.fail_with = None
+        pushed = subprocess.run([sys.executable, "-m", "tinygpt.cli", *shlex.split(retry)[1:]], cwd=tmp_path,
+                                env=child_env(**env), capture_output=True, text=True, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        assert server.read_file("tester/tiny", "model.safetensors") == (out_dir / "model.safetensors").read_bytes()

@@ -38,10 +38,10 @@ def child_env(**extra) -> dict:
     return env
 
 
-def run_train(args, cwd, timeout=240, **popen) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` in a subprocess, stdin closed (nothing may wait for a prompt)."""
+def run_train(args, cwd, timeout=240, env=None, **popen) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` in a subprocess, stdin closed (nothing may wait for a prompt); `env` adds variables."""
     return subprocess.run(
-        [sys.executable, str(TRAIN_PY), *map(str, args)], cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL,
+        [sys.executable, str(TRAIN_PY), *map(str, args)], cwd=cwd, env=child_env(**(env or {})), stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=timeout, **popen,
     )
 

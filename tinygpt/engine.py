@@ -3,13 +3,10 @@
     trainer = Trainer(TrainingSettings.from_preset("cpu"), text=my_text, out_dir="out", callbacks=[MyCallback()])
     trainer.train()  # -> "finished" | "stopped" | "time_limit"
 
-The loop is the final post's: sample a batch of `block_size` windows from the first 90 % of the text, forward,
-backward, AdamW step; every `eval_interval` steps `estimate_loss()` averages `eval_iters` batches of each split
-(plus a sample of text), and the output folder gets an atomic checkpoint (`tinygpt.checkpoint`): it always loads
-with `from_pretrained` and `train.py --resume` continues bit for bit. Everything else subscribes to the events
-of `TrainerCallback`: train.py's progress and log lines, the model card and loss plot (`tinygpt.publish`), a Hub
-push, the demo's live curve. Hugging Face Accelerate runs it on 1 to N processes (`torchrun`): each samples its
-own batches, gradients are averaged, the main process writes the folder and is the only one that sees events.
+The loop is the final post's (batch, forward, backward, AdamW step; `estimate_loss()` every `eval_interval`
+steps, now with a sample of text), and each evaluation is followed by an atomic checkpoint (`tinygpt.checkpoint`)
+that loads with `from_pretrained` and resumes bit for bit. Everything else subscribes to `TrainerCallback`'s
+events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one writes and sees events.
 """
 
 from __future__ import annotations
@@ -37,25 +34,17 @@ class TrainerCallback:
     """What a run reports; subclass and override what you need (every method is a no-op here)."""
 
     def on_train_begin(self, trainer): ...  # trainer.step is the first step (not 0 when resumed)
-
     def on_step_end(self, trainer, step, loss, lr): ...  # `step` steps done; loss: a 0-dim tensor (.item() syncs)
-
     def on_evaluate(self, trainer, record): ...  # {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
-
     def on_checkpoint(self, trainer, step, folder): ...  # add files to the checkpoint being written in `folder`
-
     def on_save(self, trainer, step, out_dir): ...  # a complete checkpoint of `step` is in out_dir
-
     def on_train_end(self, trainer, reason): ...  # "finished" | "stopped" | "time_limit"
 
 
 class Trainer:
-    """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`.
-
-    `resume_state` (from `checkpoint.load_training_state`) continues a saved run exactly; `overwrite` lets it
-    replace a model already in `out_dir` (at its first save). Bad input raises TrainingError/ValueError here,
-    before any training.
-    """
+    """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`. Bad input
+    raises TrainingError/ValueError here. `resume_state` (`checkpoint.load_training_state`) continues a saved
+    run exactly; `overwrite` replaces a model already in `out_dir` (at the first save)."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
@@ -79,10 +68,8 @@ class Trainer:
             raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
         from accelerate import Accelerator
 
-        self.accelerator = acc = Accelerator(
-            cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype],
-            dynamo_backend="inductor" if s.compile else "no", step_scheduler_with_optimizer=False,
-        )
+        self.accelerator = acc = Accelerator(cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype],
+                                             dynamo_backend="inductor" if s.compile else "no")
         self.device, self.rank, self.world, self.is_main = acc.device, acc.process_index, acc.num_processes, \
             acc.is_main_process
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
@@ -146,13 +133,11 @@ class Trainer:
         else:  # a different number of processes: continue, but the batches cannot be the same as before
             self.sampler.manual_seed(self.settings.seed + self.rank + 1_000_003 * state["step"])
             torch.manual_seed(self.settings.seed + self.rank + 1_000_003 * state["step"])
-            self.resume_note = (
-                f"note: resuming with {self.world} process(es) where the run used {len(state['rng'])}: the weights "
-                "and optimizer continue exactly, the random batches from here on are new ones"
-            )
+            self.resume_note = (f"note: resuming with {self.world} process(es) where the run used "
+                                f"{len(state['rng'])}: the weights and optimizer continue exactly, the random "
+                                "batches from here on are new ones")
         self.step = self.saved_step = state["step"]
-        self.log_history = list(state["log_history"])
-        self.best_val_loss = state["best_val_loss"]
+        self.log_history, self.best_val_loss = list(state["log_history"]), state["best_val_loss"]
         self.prior_elapsed = state["elapsed_s"]
 
     # ----------------------------------------------------------------------------------------------- the loop
@@ -225,11 +210,9 @@ class Trainer:
 
     def evaluate(self, step: int) -> dict:
         train_loss, val_loss = self.estimate_loss()
-        record = {
-            "step": step, "train_loss": train_loss, "val_loss": val_loss,
-            "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
-            "elapsed_s": round(self.elapsed(), 3),
-        }
+        record = {"step": step, "train_loss": train_loss, "val_loss": val_loss,
+                  "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
+                  "elapsed_s": round(self.elapsed(), 3)}
         record["sample"] = self.sample() if self.is_main else ""
         self.log_history.append(record)
         if self.best_val_loss is None or val_loss < self.best_val_loss:
@@ -260,8 +243,7 @@ class Trainer:
         means = torch.stack(means)
         if self.world > 1:
             means = self.accelerator.reduce(means, reduction="mean")
-        train_loss, val_loss = means.tolist()
-        return train_loss, val_loss
+        return tuple(means.tolist())
 
     @torch.no_grad()
     def sample(self) -> str:
@@ -287,10 +269,9 @@ class Trainer:
     def save(self, step: int) -> None:
         """Checkpoint `step` into the output folder; every process takes part, the main one writes."""
         rng = [capture_rng(self.device, self.sampler)]
-        if self.world > 1:
-            from accelerate.utils import gather_object
+        from accelerate.utils import broadcast_object_list, gather_object
 
-            rng = gather_object(rng)
+        rng = gather_object(rng) if self.world > 1 else rng
         error = None
         if self.is_main:
             if self._replace_old_model:
@@ -300,19 +281,11 @@ class Trainer:
                 write_checkpoint(self.out_dir, lambda staging: self._write_files(staging, step, rng))
             except OSError as err:
                 error = describe_save_error(self.out_dir, step, self.saved_step, err)
-        if self.world > 1:
-            from accelerate.utils import broadcast_object_list
-
-            error = broadcast_object_list([error])[0]
+        error = broadcast_object_list([error])[0] if self.world > 1 else error
         if error:
             raise CheckpointError(error)
         self.saved_step = step
         self._emit("on_save", step, self.out_dir)
-
-    def command(self) -> str:
-        """The command that trains this model again."""
-        data = self.data_info["path"] or f"{self.data_info['name']}.txt"
-        return self.settings.to_command(data, str(self.out_dir), self.world)
 
     def trainer_state(self, step: int) -> dict:
         """trainer_state.json: HF Trainer's names where they exist, plus what the model card shows."""
@@ -320,7 +293,8 @@ class Trainer:
             "global_step": step, "max_steps": self.settings.max_iters, "best_val_loss": self.best_val_loss,
             "num_processes": self.world, "train_batch_size": self.settings.batch_size, "n_params": self.n_params,
             "log_history": self.log_history, "training_args": dict(self.settings.to_dict(), num_processes=self.world),
-            "data": self.data_info, "command": self.command(),
+            "data": self.data_info, "command": self.settings.to_command(
+                self.data_info["path"] or self.data_info["name"], str(self.out_dir), self.world),
         }
 
     def _write_files(self, staging: Path, step: int, rng: list[dict]) -> None:
@@ -340,13 +314,8 @@ class Trainer:
         })
 
     def close(self) -> None:
-        """Free the optimizer and the DDP wrapper, then the process group (idempotent).
-
-        Left to garbage collection, DDP's reducer can be the last owner of the gloo process group: its destructor
-        then joins gloo's worker threads while holding the GIL, and a worker still releasing the last
-        collective's tensors waits for that GIL: a deadlock (or "terminate called without an active exception"
-        at exit). Freed while the process group is still registered, the reducer is not its last owner.
-        """
+        """Free the optimizer and the DDP wrapper, then the process group. Left to garbage collection, DDP's
+        reducer can be the gloo group's last owner and join its threads holding the GIL: a deadlock at exit."""
         if self.optimizer is not None:
             self._wrapped, self.optimizer = self.accelerator.free_memory(self._wrapped, self.optimizer)
             self.model.eval()

@@ -28,8 +28,7 @@ class ModelCardWriter(TrainerCallback):
 
 class HubPusher(TrainerCallback):
     """Pushes the folder with `tinygpt push`'s code when the run ends (not when stopped), or after every
-    evaluation's checkpoint. A failed push is reported and training goes on; `failed` says whether the last one
-    failed, and `retry_command` how to upload the folder again."""
+    evaluation's checkpoint. A failed push is reported and training goes on; `failed`: did the last one fail?"""
 
     def __init__(self, repo_id: str, every_eval: bool = False):
         self.repo_id, self.every_eval, self.failed = repo_id, every_eval, False
@@ -55,8 +54,3 @@ class HubPusher(TrainerCallback):
         else:
             self.failed = False
             print(f"pushed step {step} to {url}", flush=True)
-
-    def retry_command(self, out_dir) -> str:
-        import shlex
-
-        return f"tinygpt push {shlex.quote(str(out_dir))} {shlex.quote(self.repo_id)}"

@@ -40,7 +40,7 @@ def setting(default, help, group, check=None, choices=None):
 MODEL, OPTIM, EVAL, RUNTIME = "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingSettings:
     """Everything a training run depends on. Defaults are the seed's hyper-parameters (the blog's final post)."""
 
@@ -114,8 +114,6 @@ class TrainingSettings:
     def __post_init__(self):
         self.check()
 
-    # -------------------------------------------------------------------------------------------- building
-
     @classmethod
     def from_preset(cls, preset: str | None = None, **overrides) -> TrainingSettings:
         """The defaults, then `preset`'s values ("seed", "cpu" or None), then `overrides`; checked."""
@@ -148,8 +146,6 @@ class TrainingSettings:
     def list_presets(cls) -> list[str]:
         return sorted(cls.PRESETS)
 
-    # -------------------------------------------------------------------------------------------- checks
-
     def check(self) -> None:
         """Refuse values a run cannot start from, naming the flag; model dims are TinyGPTConfig's to judge."""
         for f in dataclasses.fields(self):
@@ -176,8 +172,6 @@ class TrainingSettings:
             self.model_config(vocab_size=1)
         except ValueError as err:
             raise TrainingError(str(err)) from None
-
-    # -------------------------------------------------------------------------------------------- derived
 
     def model_config(self, vocab_size: int) -> TinyGPTConfig:
         return TinyGPTConfig(vocab_size=vocab_size, dropout=self.dropout, **{k: getattr(self, k) for k in MODEL_DIMS})
@@ -237,6 +231,3 @@ def value_type(f: dataclasses.Field) -> type:
     """int, float, str or bool, from the field's annotation (a string here: `from __future__ import annotations`)."""
     return {"int": int, "float": float, "str": str, "bool": bool}[f.type.split(" |")[0]]
 
-
-PRESETS = TrainingSettings.PRESETS
-list_presets = TrainingSettings.list_presets

@@ -105,39 +105,33 @@ class Console(TrainerCallback):
         out_dir, step, last = trainer.out_dir, trainer.step, trainer.log_history[-1]
         resume = ("python" if trainer.world == 1 else f"torchrun --nproc-per-node {trainer.world}") + \
             f" train.py --out-dir {shlex.quote(str(out_dir))} --resume"
-        if reason == "stopped":
-            print(f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
-                  f"Continue with: {resume}", flush=True)
-            return
         result = (f"step {step}, train {last['train_loss']:.4f}, val {last['val_loss']:.4f} "
                   f"(best {trainer.best_val_loss:.4f}) in {trainer.elapsed():.0f} s; saved to {out_dir}")
-        if reason == "time_limit":
-            print(f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. Continue with: "
-                  f"{resume} --max-seconds SECONDS (a larger budget; the time so far counts)", flush=True)
-        else:
-            print(f"done: {result}", flush=True)
+        print({"stopped": f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
+                          f"Continue with: {resume}",
+               "time_limit": f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. "
+                             f"Continue with: {resume} --max-seconds SECONDS (a larger budget; the time so far "
+                             "counts)",
+               "finished": f"done: {result}"}[reason], flush=True)
 
 
 class StopOnSignal:
     """SIGINT/SIGTERM ask the trainer to save and stop at the end of the current step; a second one acts at once."""
 
-    def __init__(self):
-        self.name, self.trainer, self._previous = None, None, {}
+    name, _previous = None, {}
 
     def install(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        def handle(signum, frame):
+            self.name = signal.Signals(signum).name
+            self.uninstall()  # the next Ctrl-C or SIGTERM acts at once; the checkpoint on disk stays whole
+            trainer.stop()
+
+        self._previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum, frame):
-        self.name = signal.Signals(signum).name
-        self.uninstall()  # the next Ctrl-C or SIGTERM acts at once; the checkpoint on disk stays whole
-        self.trainer.stop()
+        self._previous = {}
 
 
 def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
@@ -161,8 +155,8 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
         trainer.train()
         if pusher is not None and pusher.failed:
             if is_main:
-                print(f"train.py: the model is trained but not on the Hub; upload it with: "
-                      f"{pusher.retry_command(trainer.out_dir)}", file=sys.stderr, flush=True)
+                print(f"train.py: the model is trained but not on the Hub; upload it with: tinygpt push "
+                      f"{shlex.quote(str(trainer.out_dir))} {shlex.quote(pusher.repo_id)}", file=sys.stderr, flush=True)
             return PUSH_FAILED
         return 0
     except (ValueError, OSError) as err:  # bad input or a failed save: one line, no traceback

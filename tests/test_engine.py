@@ -1,0 +1,238 @@
+"""The training engine (tinygpt.engine) from Python: settings round trip, events, stop, time limit, the card.
+
+train.py's command-line behaviour on top of it is in test_train.py and test_train_cli.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from tinygpt import training
+from tinygpt.card import build_model_card
+from tinygpt.checkpoint import load_training_state
+from tinygpt.corpus import decode_utf8
+from tinygpt.engine import Trainer, TrainerCallback
+from tinygpt.loading import load_pretrained
+from tinygpt.settings import TrainingError, TrainingSettings
+from train_helpers import REPO, TINY, trainer_state, write_corpus
+
+TINY_SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, learning_rate=0.01,
+                     threads=1)
+
+# The README's "Train from Python" snippet, run as it is written there (from a folder holding data/).
+README_SNIPPET = '''
+from tinygpt.engine import Trainer, TrainerCallback
+from tinygpt.settings import TrainingSettings
+
+class PrintSamples(TrainerCallback):
+    def on_evaluate(self, trainer, record):
+        print(f"step {record['step']}, val loss {record['val_loss']:.2f}:\\n{record['sample'][:80]}\\n")
+
+text = open("data/tinyshakespeare.txt", encoding="utf-8").read()
+settings = TrainingSettings.from_preset("cpu", max_iters=600)  # or max_seconds=60: a time budget
+trainer = Trainer(settings, text=text, out_dir="my-model", callbacks=[PrintSamples()])
+print(trainer.train())  # "finished" (or "stopped" after trainer.stop(), "time_limit" after max_seconds)
+'''
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt").read_text(encoding="utf-8")
+
+
+class Recorder(TrainerCallback):
+    """Every event with its arguments, plus what the folder held when on_save came."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, trainer):
+        self.events.append(("begin", trainer.step))
+
+    def on_step_end(self, trainer, step, loss, lr):
+        assert isinstance(loss, torch.Tensor) and loss.dim() == 0
+        self.events.append(("step", step, lr))
+
+    def on_evaluate(self, trainer, record):
+        self.events.append(("evaluate", dict(record)))
+
+    def on_checkpoint(self, trainer, step, folder):
+        self.events.append(("checkpoint", step))
+
+    def on_save(self, trainer, step, out_dir):
+        self.events.append(("save", step, trainer_state(out_dir)["global_step"]))
+
+    def on_train_end(self, trainer, reason):
+        self.events.append(("end", reason))
+
+
+def test_settings_round_trip(tmp_path, text):
+    """flags -> TrainingSettings -> trainer_state.json -> its reproduce command -> the same TrainingSettings."""
+    flags = ["--preset", "cpu", *TINY, "--max-iters", "4", "--eval-interval", "2", "--max-seconds", "600",
+             "--lr-decay-iters", "400", "--warmup-iters", "2", "--dropout", "0.1", "--seed", "7"]
+    run_options = training.RUN_OPTIONS
+
+    def settings_from(argv):
+        given = vars(training.build_parser().parse_args(argv))
+        return TrainingSettings.resolve({k: v for k, v in given.items() if k not in run_options})
+
+    settings = settings_from(flags)
+    assert settings.preset == "cpu" and settings.max_seconds == 600.0 and settings.n_embd == 16
+    assert settings.eval_batch_size == 128 and settings.lr_schedule == "cosine"  # from the preset
+    trainer = Trainer(settings, text=text, out_dir=tmp_path / "run", data_name="words.txt")
+    assert trainer.train() == "finished"
+    state = trainer_state(tmp_path / "run")
+    assert TrainingSettings.from_dict(state["training_args"]) == settings
+    command = state["command"].split()
+    assert command[:2] == ["python", "train.py"]
+    assert settings_from(command[2:]) == settings
+    assert TrainingSettings.from_dict(settings.to_dict()) == settings
+    assert TrainingSettings.from_dict(load_training_state(tmp_path / "run")["settings"]) == settings
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"n_layer": 0}, "TinyGPTConfig: n_layer must be a positive integer, got 0"),
+    ({"batch_size": 0}, "--batch-size must be at least 1, got 0"),
+    ({"max_seconds": 0}, "--max-seconds must be positive, got 0"),
+    ({"n_layer": "2"}, "--n-layer must be int, got '2'"),
+    ({"device": "tpu"}, "--device must be one of auto, cpu, cuda, mps, got 'tpu'"),
+    ({"layers": 2}, "unknown training setting(s) layers"),
+])
+def test_bad_settings_are_training_errors(overrides, message):
+    with pytest.raises(TrainingError, match="^" + re.escape(message)):
+        TrainingSettings.from_preset(None, **overrides)
+    with pytest.raises(TrainingError, match="unknown preset 'gpu'"):
+        TrainingSettings.from_preset("gpu")
+    assert TrainingSettings.list_presets() == ["cpu", "seed"]
+
+
+def test_events_in_order_with_their_values(tmp_path, text):
+    recorder = Recorder()
+    settings = TrainingSettings(**TINY_SETTINGS, max_iters=6, eval_interval=3)
+    trainer = Trainer(settings, text=text, out_dir=tmp_path / "run", callbacks=[recorder])
+    assert trainer.train() == "finished"
+    names = [e[0] for e in recorder.events]
+    assert names == ["begin", "evaluate", "checkpoint", "save", "step", "step", "step", "evaluate", "checkpoint",
+                     "save", "step", "step", "step", "evaluate", "checkpoint", "save", "end"]
+    assert recorder.events[0] == ("begin", 0) and recorder.events[-1] == ("end", "finished")
+    steps = [e for e in recorder.events if e[0] == "step"]
+    assert [e[1] for e in steps] == [1, 2, 3, 4, 5, 6]
+    assert [e[2] for e in steps] == [settings.learning_rate_at(i) for i in range(6)]
+    assert [e[1:] for e in recorder.events if e[0] == "save"] == [(0, 0), (3, 3), (6, 6)]  # on disk when announced
+    records = [e[1] for e in recorder.events if e[0] == "evaluate"]
+    assert records == trainer.log_history == trainer_state(tmp_path / "run")["log_history"]
+    assert [r["step"] for r in records] == [0, 3, 6]
+    for record in records:
+        assert set(record) == {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
+        assert len(record["sample"]) == 301 and record["sample"][0] == "\n"  # the prompt, then 300 characters
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    assert trainer.optimizer is None and not trainer.model.training  # after train(): no optimizer state, eval mode
+    assert trainer.step == 6 and trainer.elapsed() >= records[-1]["elapsed_s"]
+
+
+def test_stop_from_another_thread_saves(tmp_path, text):
+    out_dir = tmp_path / "run"
+    reached = threading.Event()
+
+    class Signal(TrainerCallback):
+        def on_step_end(self, trainer, step, loss, lr):
+            if step == 5:
+                reached.set()
+                assert stopper_done.wait(30)  # the stop lands while this step is being reported
+
+    stopper_done = threading.Event()
+    trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=100_000, eval_interval=1000), text=text,
+                      out_dir=out_dir, callbacks=[Signal()])
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(reason=trainer.train()))
+    worker.start()
+    assert reached.wait(60)
+    trainer.stop()
+    trainer.stop()  # twice is harmless
+    stopper_done.set()
+    worker.join(60)
+    assert result["reason"] == "stopped" and trainer.step == 5
+    assert trainer_state(out_dir)["global_step"] == 5 == load_training_state(out_dir)["step"]
+    model, _ = load_pretrained(out_dir)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, trainer.model.state_dict()[name]), name
+
+
+def test_time_limit_evaluates_saves_and_ends(tmp_path, text):
+    out_dir = tmp_path / "run"
+    recorder = Recorder()
+    settings = TrainingSettings(**TINY_SETTINGS, max_iters=10_000_000, eval_interval=1_000_000, max_seconds=1.5)
+    trainer = Trainer(settings, text=text, out_dir=out_dir, callbacks=[recorder])
+    assert trainer.train() == "time_limit"
+    assert 1.5 <= trainer.elapsed() < 30 and 0 < trainer.step < settings.max_iters
+    state = trainer_state(out_dir)
+    assert state["global_step"] == trainer.step and [e["step"] for e in state["log_history"]] == [0, trainer.step]
+    assert state["log_history"][-1]["elapsed_s"] >= 1.5
+    assert recorder.events[-1] == ("end", "time_limit")
+
+
+def test_card_is_built_from_trainer_state(tmp_path, text):
+    out_dir = tmp_path / "run"
+    trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=4, eval_interval=2), text=text, out_dir=out_dir,
+                      data_name="words.txt")
+    trainer.train()
+    state = trainer_state(out_dir)
+    card = ModelCard.load(out_dir / "README.md")
+    assert "## How it learned" in card.text and "## A sample" in card.text
+    for record in state["log_history"]:  # every evaluation: step, val loss and its sample
+        assert f"**step {record['step']}**, val loss {record['val_loss']:.4f}" in card.text
+        assert record["sample"].strip("\n") in card.text
+    assert state["command"] in card.text and f"| parameters | {state['n_params']:,} |" in card.text
+    assert card.data.val_loss == round(state["best_val_loss"], 4)  # the flat key app.py reads
+    (result,) = card.data.eval_results  # model-index, the Hub's metadata format
+    assert (result.task_type, result.metric_type, result.metric_value) == (
+        "text-generation", "loss", round(state["best_val_loss"], 4))
+    assert result.dataset_name == "words.txt"
+
+    # The card follows trainer_state.json, not an earlier card: change the record, and the card changes with it.
+    state["log_history"][-1]["sample"] = "\nA new sample, recorded by hand."
+    state["command"] = "python train.py --data other.txt --out-dir run"
+    state["data"] = {"name": "tinyshakespeare.txt", "characters": 1_115_394}
+    (out_dir / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
+    (out_dir / "README.md").write_text("---\nlicense: apache-2.0\n---\nan edited card\n", encoding="utf-8")
+    card = build_model_card(out_dir)
+    assert "A new sample, recorded by hand." in card.text and "--data other.txt" in card.text
+    assert card.data.license == "apache-2.0"  # the one thing kept from the current card: its YAML license
+    (result,) = card.data.eval_results
+    assert (result.dataset_type, result.dataset_name) == ("karpathy/tiny_shakespeare", "tiny_shakespeare")
+
+
+def test_bad_text_is_refused_before_training(tmp_path):
+    out_dir = tmp_path / "run"
+    settings = TrainingSettings(**TINY_SETTINGS)
+    for text, message in [("", "the text is empty"), ("abcdefghij" * 5, "the validation (last 10 %) part has 5 "
+                          "characters but needs at least 9 (block_size + 1). The text has 50 characters")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Trainer(settings, text=text, out_dir=out_dir)
+        assert not out_dir.exists()
+    with pytest.raises(TrainingError, match="either as text= or as data_path="):
+        Trainer(settings, text="abc", data_path="a.txt", out_dir=out_dir)
+    with pytest.raises(ValueError, match=r"upload.txt: not UTF-8 text: byte 10 \(0xe9\)"):
+        decode_utf8("ROMEO: caf\u00e9".encode("latin-1"), "upload.txt")
+
+
+@pytest.mark.slow
+def test_the_readme_snippet(tmp_path, monkeypatch):
+    (tmp_path / "data").symlink_to(REPO / "data")
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(README_SNIPPET, "README.md", "exec"), {})
+    lines = printed.getvalue()
+    assert lines.count(", val loss ") == 3 and lines.rstrip().endswith("finished")  # steps 0, 300 and 600
+    assert "step 600, val loss " in lines
+    assert trainer_state(tmp_path / "my-model")["global_step"] == 600
+    load_pretrained(tmp_path / "my-model")
