@@ -630,14 +630,32 @@ def parse_size(size: str) -> tuple[int, int, int, int]:
     return layers, heads, width, context
 
 
+def too_big(name: str, size: int) -> str:
+    return (f"Too big: {name} is {size / 2**20:.1f} MB, and this demo trains on at most {TRAIN_MAX_BYTES // 2**20} MB "
+            "(the server holds the whole text in memory while it trains). Use train.py for bigger texts.")
+
+
 def check_text(text: str, name: str) -> str:
     if not text or not text.strip():
-        raise BadInput(f"{name} is empty: paste or upload some text (a few thousand characters or more)")
+        raise BadInput(f"Nothing to train on: {name} is empty. Paste or upload some text (a few thousand characters "
+                       "or more).")
     size = len(text.encode("utf-8"))
     if size > TRAIN_MAX_BYTES:
-        raise BadInput(f"{name} is {size / 2**20:.1f} MB; this demo trains on at most {TRAIN_MAX_BYTES // 2**20} MB "
-                       "(the server holds it in memory while it trains). Use train.py for bigger texts.")
+        raise BadInput(too_big(name, size))
     return text
+
+
+def check_length(text: str, name: str, block_size: int) -> None:
+    """Both parts of the seed's split (first 90 % to train on, last 10 % to measure) need a whole context."""
+    from tinygpt.data import TRAIN_FRACTION
+
+    need = block_size + 1
+    n = len(text)
+    if min(int(TRAIN_FRACTION * n), n - int(TRAIN_FRACTION * n)) < need:
+        shortest = int(need / (1 - TRAIN_FRACTION)) + 1
+        raise BadInput(f"Too short to train on: {name} has {n:,} characters, and a context of {block_size} needs at "
+                       f"least {shortest:,}. The last 10 % is held out to measure the loss and must hold {need} "
+                       "characters (context + 1). Give a longer text, or pick a model with a shorter context.")
 
 
 def read_upload(path: str | os.PathLike) -> tuple[str, str]:
@@ -648,8 +666,7 @@ def read_upload(path: str | os.PathLike) -> tuple[str, str]:
     name = path.name
     size = path.stat().st_size
     if size > TRAIN_MAX_BYTES:
-        raise BadInput(f"{name} is {size / 2**20:.1f} MB; this demo trains on at most {TRAIN_MAX_BYTES // 2**20} MB "
-                       "(the server holds it in memory while it trains). Use train.py for bigger texts.")
+        raise BadInput(too_big(name, size))
     with path.open("rb") as f:
         if b"\0" in f.read(8192):
             raise BadInput(f"{name} is not a text file (it contains NUL bytes: binary data, or UTF-16 text); "
@@ -772,8 +789,10 @@ class TrainingJob:
             except (TrainingError, ValueError) as err:
                 raise BadInput(f"These settings cannot train: {one_line(err)}") from None
             bridge = _bridge(TrainerCallback)(emit)
+            check_length(self.text, self.progress.text_name, block_size)
             try:
-                trainer = Trainer(settings, text=self.text, out_dir=self.folder, callbacks=[bridge])
+                trainer = Trainer(settings, text=self.text, out_dir=self.folder, callbacks=[bridge],
+                                  data_name=_slug(self.progress.text_name))
             except (TrainingError, ValueError) as err:  # empty text, shorter than the context, ...
                 raise BadInput(f"Cannot train on {self.progress.text_name}: {one_line(err)}") from None
             self.text = None  # the trainer holds what it needs
@@ -872,13 +891,14 @@ class Trainings:
         if source == "bundled":
             if not BUNDLED_TEXT.is_file():
                 raise BadInput("The bundled tiny Shakespeare is not on this server; paste or upload a text instead")
-            text, name = BUNDLED_TEXT.read_text(encoding="utf-8"), "tiny Shakespeare"
+            text, name = BUNDLED_TEXT.read_text(encoding="utf-8"), BUNDLED_TEXT.name
         elif source == "upload":
             if not upload:
                 raise BadInput("No file uploaded yet: choose a .txt file (UTF-8), or pick another text source")
             text, name = read_upload(upload)
         else:
-            text, name = check_text(pasted, "The pasted text"), "your text"
+            text, name = check_text(pasted, "the pasted text"), "the pasted text"
+        check_length(text, name, dims[3])
         session.pending = dict(text=text, text_name=name, dims=dims, seconds=seconds)
         session.state = "waiting"
         return f"Waiting for a free training slot ({name}, {len(text):,} characters)…"
@@ -917,14 +937,14 @@ class Trainings:
             raise BadInput("This session is already training: one training at a time. Call /stop_training first.")
         dims = parse_size(model_size)
         seconds = check_seconds(seconds, self.max_seconds)
-        text = check_text(text, "The text")
+        text = check_text(text, "the text")
         try:
             max_iters = int(max_iters)
         except (TypeError, ValueError):
             raise BadInput(f"max_iters must be an integer, got {max_iters!r}") from None
         if max_iters < 0:
             raise BadInput(f"max_iters must be 0 (the preset's) or more, got {max_iters}")
-        async for progress, _ in self._run(session, text, "your text", dims, seconds, max_iters):
+        async for progress, _ in self._run(session, text, "the text", dims, seconds, max_iters):
             yield progress.as_dict()
 
     # -- the training stream shared by both
@@ -1021,7 +1041,8 @@ class Trainings:
             raise BadInput("No trained model in this session yet: train one first, then push it")
         repo_id = (repo_id or "").strip()
         if not repo_id:
-            raise BadInput("Give a repo id to push to, e.g. your-name/tiny-shakespeare")
+            raise BadInput("Give a repo id to push to, e.g. your-name/tiny-shakespeare. Your model is still here to "
+                           "download.")
         # Only the visitor's own token: never the server's (HF_TOKEN / hf auth login), which would let anyone
         # write to the server owner's account.
         token = (token or "").strip() or getattr(oauth_token, "token", None)
@@ -1049,9 +1070,13 @@ class Trainings:
         return served.facts_markdown()
 
 
+def _slug(text_name: str) -> str:
+    name = Path(text_name).stem.lower().removeprefix("the ")
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:40] or "text"
+
+
 def _folder_name(text_name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(text_name).stem.lower()).strip("-")[:40] or "text"
-    return f"tinygpt-{slug}"
+    return f"tinygpt-{_slug(text_name)}"
 
 
 def loss_frame(progress: TrainProgress):

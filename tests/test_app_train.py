@@ -1,0 +1,365 @@
+"""The demo's Train tab through a real server: `python app.py` in a subprocess, driven with gradio_client.
+
+The served model is a tiny random tinygpt trained on Shakespeare-like characters; the tab trains on a text made of
+characters that model has never seen (digits, Greek, arrows), so which model answered is plain from the text.
+Trainings are short (max_iters 60 on the smallest size: a few seconds), and the server's time budget cap is low.
+The local Hub (tests/hub_server.py) receives the pushes; HF_ENDPOINT points the server at it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from huggingface_hub import HfApi
+
+from app_helpers import REPO, AppServer, app_env, load_app_module, make_model_dir
+from hub_server import HubServer
+from no_tinygpt import run_without_tinygpt
+
+pytestmark = pytest.mark.slow
+
+SMALL = "1 layer · 4 heads · 32 wide · context 16 (tiny: for short texts)"
+# None of these characters is in the served model's vocabulary (app_helpers.TINY_TEXT): digits, Greek, arrows.
+LINES = ["λ1 → 2 ≠ 3", "μ4 → 5 ≠ 6", "π7 → 8 ≠ 9", "σ0 → 1 ≠ 2", "λμ → πσ"]
+NEW_TEXT = "\n".join(LINES[i % len(LINES)] for i in range(300)) + "\n"
+NEW_PROMPT = "λ1 → "
+PROMPT = "ROMEO:\n"
+MAX_SECONDS = 30  # the server's --train-max-seconds
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with HubServer(tmp_path_factory.mktemp("hub")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(hub, tmp_path_factory):
+    model_dir = make_model_dir(tmp_path_factory.mktemp("served") / "tiny")
+    tmp = tmp_path_factory.mktemp("server_tmp")
+    env = app_env(HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "hf_home"), TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        env.pop(name, None)  # a push must use the visitor's token, never the server's
+    args = ["--model", str(model_dir), "--train-max-seconds", str(MAX_SECONDS)]
+    with AppServer(args, tmp_path_factory.mktemp("logs") / "server.log", env=env) as s:
+        s.tmp = tmp
+        yield s
+
+
+def new_client(server) -> Client:
+    return Client(server.url, verbose=False)
+
+
+def train(client, text=NEW_TEXT, size=SMALL, seconds=MAX_SECONDS, max_iters=60) -> list[dict]:
+    """/train to the end; every streamed progress dict."""
+    job = client.submit(text, size, seconds, max_iters, api_name="/train")
+    job.result(timeout=120)
+    return job.outputs()
+
+
+def generate(client, prompt, max_new_tokens=40, temperature=0.0, seed=0) -> str:
+    return client.predict(prompt, max_new_tokens, temperature, 0, 1.0, seed, api_name="/generate")
+
+
+@pytest.fixture(scope="module")
+def trained(server):
+    """A client session that trained a model on NEW_TEXT, and what /train streamed."""
+    client = new_client(server)
+    started = time.monotonic()
+    updates = train(client)
+    return client, updates, time.monotonic() - started
+
+
+# ------------------------------------------------------------------------------------------ train, then use it
+
+
+def test_train_streams_progress_and_a_sample_per_evaluation(trained):
+    client, updates, seconds = trained
+    assert len(updates) >= 3, updates  # streamed, not one answer at the end
+    final = updates[-1]
+    assert final["status"] == "finished" and final["step"] == final["max_iters"] == 60
+    steps = [u["step"] for u in updates]
+    assert steps == sorted(steps)
+    # max_iters 60 evaluates every 15 steps, the first at step 0 (the untrained model), each with a sample.
+    evaluations = final["evaluations"]
+    assert [e["step"] for e in evaluations] == [0, 15, 30, 45, 60]
+    assert all(set(e["sample"]) <= set(NEW_TEXT) and e["sample"] for e in evaluations)
+    assert evaluations[-1]["val_loss"] < evaluations[0]["val_loss"] - 0.5  # it learnt something
+    assert final["time_left_s"] == 0 and final["n_params"] > 0 and final["characters"] == len(NEW_TEXT)
+
+
+def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained):
+    client, _, _ = trained
+    text = generate(client, NEW_PROMPT, 60)
+    assert text.startswith(NEW_PROMPT) and len(text) == len(NEW_PROMPT) + 60
+    assert set(text) <= set(NEW_TEXT)  # only characters of the text it was trained on
+    # The README's call, in a fresh session: the served model, which has never seen 'λ'.
+    other = new_client(server)
+    served = other.predict("ROMEO:\n", 300, 0.8, 0, 1.0, 42, api_name="/generate")
+    assert served.startswith(PROMPT) and len(served) == len(PROMPT) + 300 and not set(served) & set("λ→≠0123456789")
+    with pytest.raises(AppError, match="'λ'"):
+        generate(other, NEW_PROMPT)
+
+
+def test_see_inside_uses_the_sessions_model(server, trained):
+    client, _, _ = trained
+    chart, maps, context = client.predict(NEW_PROMPT, api_name="/inspect")
+    shown = {"\n": "⏎", " ": "␣"}
+    assert {c for c, _ in chart["data"]} <= {shown.get(c, c) for c in NEW_TEXT}
+    assert "block_size = 16" in context and maps.count("<img") == 4  # 1 layer x 4 heads
+    chart, maps, context = new_client(server).predict(PROMPT, api_name="/inspect")
+    assert "block_size = 32" in context and maps.count("<img") == 8
+
+
+def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained):
+    client, _, _ = trained
+    with pytest.raises(AppError) as error:
+        generate(client, "ROMEO:")
+    message = str(error.value)
+    assert "not in the model's vocabulary" in message
+    assert all(f"'{c}'" in message for c in "ROME:"), message
+    assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)  # and the session carries on
+
+
+def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_path):
+    client, updates, _ = trained
+    archive = Path(client.predict(api_name="/download"))
+    assert archive.suffix == ".zip"
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert folder.name == "tinygpt-text"
+    names = {p.name for p in folder.iterdir()}
+    # What train.py writes: weights, config and code, tokenizer, the record of the run, the card, the plot, and
+    # the resume state.
+    assert {"config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py", "tokenizer.json",
+            "trainer_state.json", "README.md", "loss.png", "training_state.pt"} <= names, names
+    state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 60
+    assert [e["sample"] for e in state["log_history"]] == [e["sample"] for e in updates[-1]["evaluations"]]
+
+    expected = generate(client, NEW_PROMPT, 50)  # greedy: the same text wherever the weights are
+    loaded = run_without_tinygpt(
+        f"""
+        import json, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        ids = tokenizer({NEW_PROMPT!r}, return_tensors="pt")["input_ids"]
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=50, do_sample=False)
+        print(json.dumps({{"text": {NEW_PROMPT!r} + tokenizer.decode(out[0, ids.shape[1]:])}}))
+        """,
+        cwd=tmp_path,
+    )
+    assert loaded["text"] == expected
+
+
+def test_push_goes_to_the_hub_with_the_visitors_token(hub, trained):
+    client, _, _ = trained
+    message = client.predict("tester/tiny-from-the-demo", "hf_visitor_token", api_name="/push")
+    assert message.startswith("Pushed to [tester/tiny-from-the-demo]"), message
+    files = HfApi(endpoint=hub.url, token="hf_test").list_repo_files("tester/tiny-from-the-demo")
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "modeling_tinygpt.py"} <= set(files)
+    assert "training_state.pt" not in files  # resume state stays local, as with `tinygpt push`
+    assert "hf_visitor_token" in hub.tokens
+
+
+@pytest.mark.parametrize("case", ["no token", "wrong token", "no repo id", "bad repo id"])
+def test_a_failed_push_says_why_and_the_model_stays_downloadable(hub, trained, case):
+    client, _, _ = trained
+    repo, token, expected = {
+        "no token": ("tester/x", "", "No Hugging Face token"),
+        "wrong token": ("tester/x", "hf_wrong", "refused the token"),
+        "no repo id": ("", "hf_token", "Give a repo id"),
+        "bad repo id": ("tester/bad name!", "hf_token", "not a valid Hub repo id"),
+    }[case]
+    if case == "wrong token":
+        hub.fail_with = 401  # the Hub's answer to a token it does not know
+    try:
+        with pytest.raises(AppError) as error:
+            client.predict(repo, token, api_name="/push")
+    finally:
+        hub.fail_with = None
+    message = str(error.value)
+    assert expected in message and "still here to download" in message, message
+    assert "\n" not in message
+    assert Path(client.predict(api_name="/download")).stat().st_size > 0
+    assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)
+
+
+def test_push_and_download_before_any_training_are_refused(server):
+    client = new_client(server)
+    with pytest.raises(AppError, match="No trained model in this session"):
+        client.predict(api_name="/download")
+    with pytest.raises(AppError, match="No trained model in this session"):
+        client.predict("tester/x", "hf_token", api_name="/push")
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "text, size, seconds, expected",
+    [
+        ("", SMALL, 10, "Nothing to train on: the text is empty"),
+        ("   \n  ", SMALL, 10, "Nothing to train on"),
+        ("λμ" * 40, SMALL, 10, "Too short to train on: the text has 80 characters, and a context of 16 needs at least"),
+        ("x" * (10 * 2**20 + 1), SMALL, 10, "Too big: the text is 10.0 MB, and this demo trains on at most 10 MB"),
+        (NEW_TEXT, "2 layers · 3 heads · 64 wide · context 32", 10, "does not split into 3 heads"),
+        (NEW_TEXT, "9 layers · 4 heads · 64 wide · context 32", 10, "layers must be between 1 and 8"),
+        (NEW_TEXT, "big", 10, "give four numbers"),
+        (NEW_TEXT, SMALL, 1000, f"between 5 and {MAX_SECONDS} seconds"),
+    ],
+    ids=["empty", "blank", "shorter-than-the-context", "over-the-cap", "heads", "too-deep", "not-a-size", "budget"],
+)
+def test_bad_training_input_is_a_clear_message(server, text, size, seconds, expected):
+    client = new_client(server)
+    with pytest.raises(AppError) as error:
+        train(client, text, size, seconds)
+    assert expected in str(error.value), str(error.value)
+    assert generate(client, PROMPT, 5).startswith(PROMPT)  # the server (and this session) carry on
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, data, expected",
+    [
+        ("latin1.txt", "To be, or not to be: café\n".encode("latin-1") * 50, "latin1.txt: not UTF-8 text: byte 24 (0xe9)"),
+        ("picture.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "picture.txt is not a text file"),
+        ("empty.txt", b"", "empty.txt: the file is empty"),
+        ("huge.txt", b"a" * (10 * 2**20 + 1), "Too big: huge.txt is 10.0 MB"),
+        ("short.txt", "λμ".encode() * 10, "Too short to train on: short.txt has 20 characters"),
+    ],
+    ids=["non-utf8", "binary", "empty", "over-the-cap", "short"],
+)
+def test_bad_uploads_are_refused_before_the_queue(server, tmp_path, name, data, expected):
+    """The page's Train button first checks the request (`/prepare_training`), so these show at once."""
+    client = new_client(server)
+    upload = handle_file(str(write(tmp_path / name, data)))
+    with pytest.raises(AppError) as error:
+        client.predict("upload", "", upload, SMALL, 10, api_name="/prepare_training")
+    message = str(error.value)
+    assert expected in message and "\n" not in message and str(tmp_path) not in message, message
+    # Nothing is held for this session: a good upload is accepted (and Stop gives its place in the queue up).
+    good = handle_file(str(write(tmp_path / "good.txt", NEW_TEXT.encode())))
+    assert "Waiting for a free training slot (good.txt" in client.predict("upload", "", good, SMALL, 10,
+                                                                          api_name="/prepare_training")
+    assert "given up" in client.predict(api_name="/stop_training")
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_stop_keeps_what_was_trained_and_stop_or_train_twice_say_so(server):
+    client = new_client(server)
+    job = client.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")  # 2400 steps: more than 30 s allow
+    wait_for(lambda: any(u["step"] >= 20 for u in job.outputs()), what="20 steps")
+    with pytest.raises(AppError, match="already training"):  # the page's Train button, pressed again
+        client.predict("paste", NEW_TEXT, None, SMALL, 10, api_name="/prepare_training")
+    assert client.predict(api_name="/stop_training").startswith("Stopping: the model keeps what it has learnt")
+    assert client.predict(api_name="/stop_training").startswith("Already stopping")
+    job.result(timeout=60)
+    final = job.outputs()[-1]
+    assert final["status"] == "stopped" and 20 <= final["step"] < 2400
+    assert client.predict(api_name="/stop_training") == "Nothing is training in this tab."
+    text = generate(client, NEW_PROMPT, 20)  # the stopped model is this session's model
+    assert set(text) <= set(NEW_TEXT)
+
+
+def test_training_waits_in_its_own_queue_and_generate_stays_responsive(server):
+    """One training at a time (--train-concurrency 1): a second one waits with its place in the queue shown,
+    while Generate keeps answering everyone."""
+    first, second, third = new_client(server), new_client(server), new_client(server)
+    running = first.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")
+    wait_for(lambda: any(u["step"] > 0 for u in running.outputs()), what="the first training to run")
+    waiting = second.submit(NEW_TEXT, SMALL, MAX_SECONDS, 60, api_name="/train")
+    wait_for(lambda: waiting.status().code.name == "IN_QUEUE" and waiting.status().rank is not None,
+             what="the second training to queue")
+    status = waiting.status()
+    assert status.rank == 0 and status.queue_size >= 1  # first in line: gradio shows "1/1" on the page
+    started = time.monotonic()
+    assert generate(third, PROMPT, 20).startswith(PROMPT)
+    assert time.monotonic() - started < 10  # not stuck behind the training (the real latency: the benchmark)
+    assert not waiting.outputs()
+    first.predict(api_name="/stop_training")
+    running.result(timeout=60)
+    waiting.result(timeout=120)
+    assert waiting.outputs()[-1]["status"] == "finished"
+
+
+def test_a_closed_stream_stops_its_training_and_frees_it(server):
+    client = new_client(server)
+    before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
+    job = client.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")
+    wait_for(lambda: any(u["step"] > 0 for u in job.outputs()), what="the training to run")
+    runs = set(server.tmp.glob("tinygpt-demo-*/run-*")) - before
+    assert len(runs) == 1
+    job.cancel()  # what gradio does when the tab is closed
+    wait_for(lambda: not any(run.exists() for run in runs), timeout=30, what="the run's folder to be deleted")
+    with pytest.raises(AppError, match="'λ'"):  # nothing was kept: this session still has the served model
+        generate(client, NEW_PROMPT)
+    # The training slot is free again at once.
+    assert train(new_client(server), max_iters=15)[-1]["status"] == "finished"
+
+
+def test_the_page_describes_the_train_tab(server):
+    config = httpx.get(server.url + "/config", timeout=10).json()
+    texts = json.dumps(config["components"])
+    assert "Texts up to 10 MB" in texts and "tiny Shakespeare (bundled" in texts
+    assert f"server cap {MAX_SECONDS:g}" in texts
+    names = {d.get("api_name") for d in config["dependencies"]}
+    assert {"generate", "inspect", "train", "stop_training", "download", "push"} <= names
+
+
+# --------------------------------------------------------------------------- in process: sessions stay bounded
+
+
+def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
+    app = load_app_module()
+    sessions = app.Sessions(max_models=2, idle_seconds=3600)
+
+    class Request:
+        def __init__(self, key):
+            self.session_hash = key
+
+    def with_model(key):
+        session = sessions.get(Request(key), create=True)
+        folder = tmp_path / key / "model"
+        folder.mkdir(parents=True)
+        session.trained, session.folder, session.use_trained = object(), folder, True
+        sessions.keep_model(session)
+        return session
+
+    a, b = with_model("a"), with_model("b")
+    sessions.get(Request("a"))  # a used more recently than b
+    c = with_model("c")
+    assert a.trained is not None and c.trained is not None
+    assert b.trained is None and not b.use_trained and not (tmp_path / "b").exists()  # b dropped, folder deleted
+    sessions.drop("a")  # its tab closed
+    assert not (tmp_path / "a").exists() and sessions.get(Request("a")) is None and len(sessions) == 2
+    sessions.idle_seconds = 0
+    time.sleep(0.01)
+    assert sessions.get(Request("c")) is None and not (tmp_path / "c").exists() and len(sessions) == 0
+
+
+def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
+    app = load_app_module()
+    assert app.TRAIN_SECONDS == 60 and app.MODEL_SIZES[app.DEFAULT_SIZE] == (2, 4, 64, 32)
+    assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
