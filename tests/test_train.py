@@ -270,6 +270,18 @@ def test_sigint_saves_the_current_step_and_exits_0(tmp_path, capsys, corpus, mon
     assert signal.getsignal(signal.SIGINT) is before  # the handler train.py installed is gone again
 
 
+def test_max_seconds_saves_and_says_how_to_continue(tmp_path, capsys, corpus):
+    out_dir = tmp_path / "run"
+    code, out, _ = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 10_000_000,
+                         "--eval-interval", 1_000_000, "--max-seconds", 1)
+    step = trainer_state(out_dir)["global_step"]
+    assert code == 0 and 0 < step < 10_000_000
+    assert f"time limit (--max-seconds 1) reached: step {step}, train " in out
+    assert f"train.py --out-dir {out_dir} --resume --max-seconds SECONDS" in out
+    assert [e["step"] for e in trainer_state(out_dir)["log_history"]] == [0, step]  # the final model is evaluated
+    assert trainer_state(out_dir)["training_args"]["max_seconds"] == 1
+
+
 # ----------------------------------------------------------------------------------------------- checkpoints
 
 

@@ -107,12 +107,14 @@ class Console(TrainerCallback):
             f" train.py --out-dir {shlex.quote(str(out_dir))} --resume"
         result = (f"step {step}, train {last['train_loss']:.4f}, val {last['val_loss']:.4f} "
                   f"(best {trainer.best_val_loss:.4f}) in {trainer.elapsed():.0f} s; saved to {out_dir}")
-        print({"stopped": f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
-                          f"Continue with: {resume}",
-               "time_limit": f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. "
-                             f"Continue with: {resume} --max-seconds SECONDS (a larger budget; the time so far "
-                             "counts)",
-               "finished": f"done: {result}"}[reason], flush=True)
+        if reason == "stopped":
+            print(f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
+                  f"Continue with: {resume}", flush=True)
+        elif reason == "time_limit":
+            print(f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. Continue with: "
+                  f"{resume} --max-seconds SECONDS (a larger budget; the time so far counts)", flush=True)
+        else:
+            print(f"done: {result}", flush=True)
 
 
 class StopOnSignal:
