@@ -1080,13 +1080,20 @@ def _folder_name(text_name: str) -> str:
 
 
 def loss_frame(progress: TrainProgress):
+    """The chart's data, or gr.skip() until the first evaluation (at step 0): the chart learns its series from its
+    first data, so that has all three (the running train loss starts from the evaluated one)."""
     import pandas as pd
 
-    rows = [(s, loss, "train (running)") for s, loss in progress.running]
+    if not progress.evaluations:
+        return gr.skip()
+    first = progress.evaluations[0]
+    rows = [(first["step"], first["train_loss"], "train (running)")]
+    rows += [(s, loss, "train (running)") for s, loss in progress.running if s > first["step"]]
     for e in progress.evaluations:
         rows.append((e["step"], e["train_loss"], "train"))
         rows.append((e["step"], e["val_loss"], "val"))
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # Typed even when empty: the chart's axes are numbers from the first update on.
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
 
 
 def progress_line(p: TrainProgress) -> str:
@@ -1167,6 +1174,8 @@ CSS = """
 #attention .attention-scale { display: inline-block; width: 120px; height: 12px; background: linear-gradient(to right, #f7fbff, #08306b); border: 1px solid #ccc; }
 #attention .attention-future { display: inline-block; width: 12px; height: 12px; background: #f1f1f4; border: 1px solid #ccc; margin-left: 12px; }
 #train-samples pre { white-space: pre-wrap; }
+#facts table { display: block; overflow-x: auto; }  /* a phone scrolls the table instead of squeezing it */
+#facts th, #facts td { white-space: nowrap; }
 """
 
 
@@ -1253,12 +1262,14 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
             with gr.Tab("See inside", id="inside") as inside_tab:
                 gr.Markdown(INSIDE_HELP)
                 inspect_btn = gr.Button("Look inside this prompt", elem_id="inspect-btn")
-                with gr.Row():
-                    bars = gr.BarPlot(
-                        x="next character", y="probability", sort="-y", y_lim=[0, 1],
-                        label="Next character: top 10", elem_id="next-chars", scale=1, min_width=300,
-                    )
-                    context = gr.Markdown(elem_id="context", min_width=300)
+                with gr.Row():  # side by side on a laptop, stacked on a phone
+                    with gr.Column(min_width=320):
+                        bars = gr.BarPlot(
+                            x="next character", y="probability", sort="-y", y_lim=[0, 1],
+                            label="Next character: top 10", elem_id="next-chars",
+                        )
+                    with gr.Column(min_width=320):
+                        context = gr.Markdown(elem_id="context")
                 heatmaps = gr.HTML(label="Attention, per layer and head", elem_id="attention")
             with gr.Tab("Train", id="train"):
                 gr.Markdown(TRAIN_HELP)
@@ -1287,9 +1298,11 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                             train_stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop-btn")
                 progress = gr.Markdown("", elem_id="train-progress")
-                curve = gr.LinePlot(x="step", y="loss", color="series", label="Loss (cross-entropy)",
-                                    color_map={"train (running)": "#c6dbef", "train": "#2171b5", "val": "#e6550d"},
-                                    height=280, elem_id="train-curve", x_title="step", y_title="loss")
+                curve = gr.LinePlot(x="step", y="loss", color="series",
+                                    label="Loss: val (orange) and train (blue) at each evaluation, "
+                                    "train over the last second (light blue)",
+                                    color_map={"train (running)": "#9ecae1", "train": "#2171b5", "val": "#e6550d"},
+                                    height=340, elem_id="train-curve", x_title="step", y_title="loss", color_title="")
                 samples = gr.Markdown("", elem_id="train-samples")
                 with gr.Group(visible=False) as result_box:
                     download = gr.DownloadButton("Download the model folder (.zip)", visible=False,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import REPO, AppServer, app_env, make_model_dir
+from app_helpers import REPO, AppServer, app_env, load_app_module, make_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -149,3 +149,88 @@ def test_unknown_characters_show_an_error_naming_them(page):
     toast = page.get_by_text("'é'", exact=False).first
     toast.wait_for(timeout=15_000)
     assert "not in the model's vocabulary" in toast.inner_text()
+
+
+# ------------------------------------------------------------------------------------------------ the Train tab
+
+SAMPLES = "document.querySelectorAll('#train-samples pre').length"
+# Points drawn in the loss chart (Vega draws each series as one path; count the lines with at least 2 points).
+CURVE_LINES = """(() => Array.from(document.querySelectorAll('#train-curve svg path[aria-roledescription="line mark"]'))
+  .filter(p => (p.getAttribute('d') || '').split('L').length >= 2).length)()"""
+
+
+def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, server):
+    """The bundled tiny Shakespeare with the default settings: the curve and the samples appear while it trains,
+    Stop keeps the model, and this page's Generate then uses it (the served model here knows no 'Q')."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Train").click()
+    assert "Texts up to 10 MB" in page.inner_text("#train-cap")
+    page.click("#train-btn")
+    page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)  # the untrained model's sample, at step 0
+    assert "step 0 · val" in page.inner_text("#train-samples")
+    page.click("#train-btn")  # pressed twice: refused, and the running training carries on
+    page.get_by_text("already training", exact=False).first.wait_for(timeout=15_000)
+    page.wait_for_function(f"{SAMPLES} >= 2", timeout=120_000)  # step 300
+    page.wait_for_function(f"{CURVE_LINES} >= 2", timeout=30_000)  # running train loss + evaluations
+    progress = page.inner_text("#train-progress")
+    assert "step " in progress and " / 2,400" in progress and "s left" in progress, progress
+    newest = page.locator("#train-samples strong").first.inner_text()
+    assert newest.startswith("step 300 · val"), newest  # newest first
+    page.screenshot(path=str(ARTIFACTS / "app-train-running.png"), full_page=True)
+
+    page.click("#train-stop-btn")
+    page.wait_for_selector("#train-download", state="visible", timeout=60_000)
+    assert "stopped: kept what it learnt" in page.inner_text("#train-progress")
+    assert page.is_checked("#model-choice input[value='trained']")
+    assert "trained in this tab on tinyshakespeare.txt" in page.inner_text("#facts")
+    page.screenshot(path=str(ARTIFACTS / "app-train-stopped.png"), full_page=True)
+
+    prompt = "QUEEN ELIZABETH:\n"
+    page.get_by_role("tab", name="Generate").click()
+    page.fill("#prompt textarea", prompt)
+    set_max_new_characters(page, 100)
+    page.click("#generate-btn")
+    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {len(prompt) + 100}",
+                           timeout=60_000)
+    assert page.input_value("#output textarea").startswith(prompt)
+    page.screenshot(path=str(ARTIFACTS / "app-train-generate.png"), full_page=True)
+
+    page.check("#model-choice input[value='served']")  # back to the served model, which has never seen 'Q'
+    page.wait_for_function("document.querySelector('#facts').innerText.includes('tiny')", timeout=15_000)
+    page.click("#generate-btn")
+    page.get_by_text("'Q'", exact=False).first.wait_for(timeout=15_000)
+
+
+def test_see_inside_is_legible_on_a_laptop_and_on_a_phone(browser, server):
+    prompt = "ROMEO:\nWhat light through yonder window"
+    sizes = {}
+    for name, viewport in {"laptop": (1280, 1000), "phone": (390, 844)}.items():
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            page.goto(server.url)
+            page.fill("#prompt textarea", prompt)
+            page.get_by_role("tab", name="See inside").click()
+            page.wait_for_function("document.querySelectorAll('#attention img').length == 8 && "
+                                   "Array.from(document.querySelectorAll('#attention img')).every(i => i.naturalWidth > 0)",
+                                   timeout=30_000)
+            page.wait_for_selector("#next-chars svg.marks", timeout=30_000)
+            sizes[name] = page.evaluate("""(() => {
+                const img = document.querySelector('#attention img');
+                const box = e => document.querySelector(e).getBoundingClientRect();
+                const ticks = Array.from(document.querySelectorAll('#next-chars svg text')).map(t => parseFloat(getComputedStyle(t).fontSize));
+                return {scale: img.getBoundingClientRect().width / img.naturalWidth, chartTop: box('#next-chars').top,
+                        contextTop: box('#context').top, chartWidth: box('#next-chars').width,
+                        smallestTick: Math.min(...ticks), pageWidth: document.documentElement.scrollWidth};
+            })()""")
+            page.screenshot(path=str(ARTIFACTS / f"app-see-inside-{name}.png"), full_page=True)
+        finally:
+            page.close()
+    app = load_app_module()
+    label_px = app.LABEL_PT * app.MAP_DPI / 72
+    for name, s in sizes.items():
+        assert label_px * s["scale"] >= 10, (name, s)  # the heat maps' character labels, as displayed
+        assert s["smallestTick"] >= 10, (name, s)  # the chart's
+    laptop, phone = sizes["laptop"], sizes["phone"]
+    assert laptop["contextTop"] == pytest.approx(laptop["chartTop"], abs=5)  # side by side
+    assert phone["contextTop"] > phone["chartTop"] + 100 and phone["chartWidth"] > 300  # stacked, full width
+    assert phone["pageWidth"] <= 390  # nothing wider than the phone
