@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the seed's classes (tests/seed_gpt.py) and the app server helper
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 import seed_gpt  # noqa: E402
 
@@ -394,6 +395,87 @@ def check_same_text(texts: dict[str, list[int]], chars: list[str], where: str, s
     return f"{where}: same text (seed loop = tinygpt cache = tinygpt no cache, {len(reference)} chars: {sample!r}...)"
 
 
+# ------------------------------------------------------------------------------------------------ 3b. decoding paths
+
+
+def decode_matmuls(model, n: int, device) -> float:
+    """Seconds for only the matrix products of `n` cached decode steps (the floor a decode step can approach):
+    per block qkv, the attention scores and weighted sum over the cached keys, proj and the feed-forward's two
+    Linears, then the head. Everything else in a step (layer norms, softmax, sampling, Python) is left out."""
+    cfg = model.config
+    hs = cfg.n_embd // cfg.n_head
+    x = torch.randn(1, 1, cfg.n_embd, device=device)
+    keys = torch.randn(1, cfg.n_head, n + 1, hs, device=device)
+    hidden = torch.randn(1, 1, 4 * cfg.n_embd, device=device)
+    start = time.perf_counter()
+    for step in range(1, n + 1):
+        for block in model.blocks:
+            F.linear(x, block.sa.qkv.weight)
+            q = x.view(1, 1, cfg.n_head, hs).transpose(1, 2)
+            weights = q @ keys[:, :, :step].transpose(-2, -1)  # (1, nh, 1, step)
+            weights @ keys[:, :, :step]
+            F.linear(x, block.sa.proj.weight, block.sa.proj.bias)
+            F.linear(x, block.ffwd.net[0].weight, block.ffwd.net[0].bias)
+            F.linear(hidden, block.ffwd.net[2].weight, block.ffwd.net[2].bias)
+        F.linear(x, model.head.weight, model.head.bias)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def decoding(dims: Dims, vocab: int, n: int, rounds: int, device, timer, autocast, compile_: bool):
+    """char/s of tinygpt's decoding paths and GPT2LMHeadModel, sampling `n` characters from a 1-character prompt.
+
+    Rows: the default dynamic cache (eager), `cache_implementation="static"`, the static cache with the forward
+    compiled (`torch.compile(model.forward, fullgraph=True)`, transformers' documented recipe), and GPT-2 with
+    its own cache. Every tinygpt row draws from the same seeded RNG, so their texts must be equal. Returns the
+    rows and notes (compile time, the matmul floor, same text).
+    """
+    from tinygpt.generate import generation_kwargs
+
+    seed = build_seed(dims, vocab, device).eval()
+    eager, compiled = tinygpt_from_seed(seed).eval(), tinygpt_from_seed(seed).eval()
+    gpt2 = build_gpt2(dims, vocab, max(dims.block_size, 1 + n), device).eval()
+    prompt = torch.zeros((1, 1), dtype=torch.long, device=device)
+    sampled = generation_kwargs(n, 1.0, 0, 1.0)
+
+    def run(model, **kwargs):
+        torch.manual_seed(0)
+        return model.generate(prompt, attention_mask=torch.ones_like(prompt), **sampled, **kwargs)
+
+    cases = {
+        "tinygpt dynamic cache (eager)": lambda: run(eager),
+        "tinygpt static cache": lambda: run(eager, cache_implementation="static"),
+    }
+    notes = []
+    if compile_:
+        compiled.forward = torch.compile(compiled.forward, fullgraph=True)
+        cases["tinygpt static cache + torch.compile"] = lambda: run(compiled, cache_implementation="static")
+    cases["GPT2LMHeadModel cache"] = lambda: run(gpt2)
+    with torch.inference_mode(), autocast():
+        first = {}
+        if compile_:  # the first call compiles (prefill and decode graphs); timed on its own
+            first_s, _ = timer(cases["tinygpt static cache + torch.compile"])
+            first["compile"] = first_s
+        seconds, last = interleaved(cases, rounds, timer)
+        floor = min(decode_matmuls(eager, n, device) for _ in range(3))
+    rows = {name: Row(name, s, n, n_params(gpt2 if name.startswith("GPT2") else eager)) for name, s in seconds.items()}
+    set_ratios(rows, {"seed": None, "GPT2": "GPT2LMHeadModel cache"})
+    if compile_:
+        steady = statistics.median(seconds["tinygpt static cache + torch.compile"])
+        notes.append(f"torch.compile: the first generate() took {first['compile']:.1f} s ({first['compile'] - steady:.1f} s "
+                     f"of compiling the prefill and decode graphs), then {1000 * steady / n:.2f} ms/char")
+    for name, row in rows.items():
+        if name.startswith("tinygpt"):
+            per_char = statistics.median(row.per_unit())
+            notes.append(f"{name}: {1000 * per_char:.3f} ms/char; its matmuls alone {1000 * floor / n:.3f} ms/char "
+                         f"= {100 * floor / n / per_char:.0f}% of the step")
+    texts = {name: out[0].tolist() for name, out in last.items() if name.startswith("tinygpt")}
+    same = len({tuple(t) for t in texts.values()}) == 1
+    notes.append(f"same sampled text on every tinygpt row: {'yes' if same else 'NO: ' + ', '.join(texts)}")
+    return list(rows.values()), notes, same
+
+
 # ------------------------------------------------------------------------------------------------ 4-5. subprocesses
 
 
@@ -608,6 +690,7 @@ def parse_args(argv=None):
     p.add_argument("--clients", type=int, default=8, help="concurrent /generate requests to the demo server (default 8)")
     p.add_argument("--train-timeout", type=float, default=600, help="stop train.py after this many seconds (default 600)")
     p.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at --dtype, for MFU (e.g. 989 for an H100 bf16)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile row of the decoding table")
     p.add_argument("--json", metavar="OUT", help="write every raw number to this file")
     return p.parse_args(argv)
 
@@ -691,6 +774,16 @@ def main(argv=None) -> int:
     table.notes.append("GPT2LMHeadModel: n/a (no sliding window: it cannot generate past n_positions)")
     print_table(table, args.peak_tflops, show_tokens)
     results["tables"].append(table_json(table))
+
+    # 3b. decoding paths: dynamic cache, static cache, static cache + torch.compile, GPT-2 (kept out of "tables")
+    dims = GEN_SIZES[-1]
+    compile_ = not args.no_compile and plan_name != "smoke"  # compiling takes longer than a whole smoke run
+    table = Table(f"3b. Decoding paths: {plan.new_chars} sampled characters from a 1-character prompt", "char/s")
+    rows, notes, _ = decoding(dims, len(chars), plan.new_chars, plan.gen_rounds, device, timer, autocast, compile_)
+    table.groups.append((dims.label(), rows))
+    table.notes += notes + ([] if compile_ else ["torch.compile row skipped (--smoke or --no-compile)"])
+    print_table(table, args.peak_tflops, show_tokens)
+    results["decoding"] = table_json(table)
 
     # 4-5. train.py to the target, peak RSS of training and of the demo server
     with tempfile.TemporaryDirectory(prefix="tinygpt-bench-") as tmp:
