@@ -5,31 +5,10 @@ from __future__ import annotations
 import sys
 
 import torch
-from transformers.generation.streamers import BaseStreamer
 
+from .common import CharStreamer, one_line
 from .device import DEVICE_CHOICES, resolve_device
 from .loading import load_pretrained
-
-
-class CharStreamer(BaseStreamer):
-    """Writes each new character as soon as it is sampled (transformers' TextStreamer waits for whole words)."""
-
-    def __init__(self, tokenizer, out=None, skip_prompt: bool = True):
-        self.tokenizer = tokenizer
-        self.out = out if out is not None else sys.stdout
-        self.skip_prompt = skip_prompt
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if self.skip_prompt and not self._prompt_seen:  # generate() first hands over the prompt
-            self._prompt_seen = True
-            return
-        self.out.write(self.tokenizer.decode(value.reshape(-1).tolist()))
-        self.out.flush()
-
-    def end(self) -> None:
-        self.out.write("\n")
-        self.out.flush()
 
 
 def generation_kwargs(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> dict:
@@ -85,8 +64,16 @@ def run(args) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     sys.stdout.write(args.prompt)
-    with torch.inference_mode():
-        model.generate(
-            input_ids, attention_mask=torch.ones_like(input_ids), streamer=CharStreamer(tokenizer), **kwargs
-        )
+    streamer = CharStreamer(tokenizer.decode, emit=write, on_end=lambda: write("\n"))
+    try:
+        with torch.inference_mode():
+            model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer, **kwargs)
+    except ValueError as err:  # e.g. an option generate() refuses: its first line, not a paragraph
+        raise ValueError(one_line(err)) from err
     return 0
+
+
+def write(text: str) -> None:
+    """Each character reaches the terminal as soon as it is sampled."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
