@@ -9,6 +9,16 @@ trips and gradio's queue, as a browser sees them:
 * time to first character: from sending the request to receiving the first generated character (median, p90);
 * characters per second: one stream alone, and all streams together with `--clients` at once;
 * RSS of the server process: idle after warm-up, and the peak while `--clients` streams run.
+
+    python benchmarks/demo_latency.py --train [--model DIR] [--sessions 4] [--session-seconds 15]
+
+measures the Train tab instead (the bundled model and tiny Shakespeare, the tab's default settings, via /train):
+
+* time to val <= 2.0: from submitting /train to the streamed update that carries the first evaluation at or below
+  2.0, and the engine's own elapsed time of that evaluation;
+* time to first character of /generate (another session) with no training running, then while one runs;
+* RSS of the server with `--sessions` trained sessions: each trains for `--session-seconds` (queued one after
+  another, as `--train-concurrency 1` does), and the peak over all of it and what is held once they are done.
 """
 
 from __future__ import annotations
@@ -40,7 +50,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=500)
     parser.add_argument("--runs", type=int, default=20, help="requests for the time-to-first-character statistics")
     parser.add_argument("--threads", type=int, default=None, help="pass --threads N to app.py")
+    parser.add_argument("--train", action="store_true", help="measure the Train tab instead (see above)")
+    parser.add_argument("--sessions", type=int, default=4, help="--train: trained sessions for the memory figure")
+    parser.add_argument("--session-seconds", type=float, default=15, help="--train: budget of each of those")
     args = parser.parse_args(argv)
+    if args.train:
+        return train_benchmark(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(make_model_dir(Path(tmp) / "model", n_embd=64, n_head=4, n_layer=2, block_size=32))
@@ -96,6 +111,97 @@ def main(argv=None) -> int:
         f"median {statistics.median(busy_ttfc) * 1000:.0f} ms, worst {busy_ttfc[-1] * 1000:.0f} ms"
     )
     print(f"server RSS: idle {idle:.0f} MiB, peak with {args.clients} clients {max(peak):.0f} MiB")
+    return 0
+
+
+def percentiles(values: list[float]) -> str:
+    values = sorted(values)
+    return (f"median {statistics.median(values) * 1000:.0f} ms, p90 {values[int(0.9 * (len(values) - 1))] * 1000:.0f} ms, "
+            f"max {values[-1] * 1000:.0f} ms ({len(values)} requests)")
+
+
+def train_benchmark(args) -> int:
+    from gradio_client import Client
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        server_args = (["--model", args.model] if args.model else []) + (["--threads", str(args.threads)] if args.threads else [])
+        with AppServer(server_args, Path(tmp) / "server.log", env=app_env(TMPDIR=tmp)) as server:
+            fn = fn_index(server.config(), "generate")
+            for _ in range(3):
+                stream_generate(server.url, [PROMPT, 50, 0.8, 0, 1.0, 0], fn)
+            idle_rss = rss_mib(server.pid)
+
+            def latencies(n: int) -> list[float]:
+                out = []
+                for seed in range(n):
+                    out.append(first_char_seconds(stream_generate(server.url, [PROMPT, 20, 0.8, 0, 1.0, seed], fn)))
+                    time.sleep(0.2)
+                return out
+
+            alone = latencies(args.runs)
+
+            # One training with the tab's defaults; Generate from another session while it runs.
+            trainer = Client(server.url, verbose=False)
+            arrivals = []  # (seconds since submit, update) as the stream delivers them
+            t0 = time.perf_counter()
+            job = trainer.submit(text, api_name="/train")
+
+            def follow():
+                for update in job:
+                    arrivals.append((time.perf_counter() - t0, update))
+
+            follower = threading.Thread(target=follow)
+            follower.start()
+            while not any(u["step"] > 0 for _, u in arrivals):
+                time.sleep(0.05)
+            during = latencies(args.runs)
+            job.result(timeout=600)
+            follower.join()
+            wall = time.perf_counter() - t0
+            final = job.outputs()[-1]
+            to_two = engine_to_two = None
+            for seconds, update in arrivals:  # the first update that shows an evaluation at or below 2.0
+                below = [e for e in update["evaluations"] if e["val_loss"] <= 2.0]
+                if below:
+                    to_two, engine_to_two = seconds, below[0]["elapsed_s"]
+                    break
+
+            # Memory: `--sessions` sessions each train and keep their model.
+            peak = [rss_mib(server.pid)]
+            done = threading.Event()
+
+            def watch():
+                while not done.is_set():
+                    peak.append(rss_mib(server.pid))
+                    time.sleep(0.05)
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            clients = [Client(server.url, verbose=False) for _ in range(args.sessions)]
+            jobs = [c.submit(text, api_name="/train", seconds=args.session_seconds) for c in clients]
+            for j in jobs:
+                j.result(timeout=600)
+            held = rss_mib(server.pid)
+            done.set()
+            watcher.join()
+            for c in clients:  # each session's Generate uses its own model
+                c.predict(PROMPT, 20, 0.8, 0, 1.0, 0, api_name="/generate")
+
+    threads = f", app.py --threads {args.threads}" if args.threads else ""
+    print(f"model: {args.model or 'the bundled checkpoints/tinyshakespeare'}{threads}; training: tiny Shakespeare, "
+          "the Train tab's defaults (cpu preset, seed model, 60 s)")
+    print(f"training: {final['status']} at step {final['step']} of {final['max_iters']}, val {final['evaluations'][-1]['val_loss']:.3f}, "
+          f"{wall:.1f} s from submit to the end")
+    if to_two is None:
+        print("time to val <= 2.0: not reached")
+    else:
+        print(f"time to val <= 2.0: {to_two:.1f} s from submit ({engine_to_two:.1f} s of training by the engine's clock)")
+    print(f"time to first character, no training running: {percentiles(alone)}")
+    print(f"time to first character, while one training runs: {percentiles(during)}")
+    print(f"server RSS: idle {idle_rss:.0f} MiB; {args.sessions} sessions trained ({args.session_seconds:g} s each, queued): "
+          f"peak {max(peak):.0f} MiB, {held:.0f} MiB holding the {args.sessions} models")
     return 0
 
 
