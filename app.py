@@ -869,10 +869,10 @@ def _bridge(TrainerCallback):
 class Trainings:
     """The Train tab's server side: text sources, the training stream, download and push."""
 
-    def __init__(self, sessions: Sessions, max_seconds: float = TRAIN_MAX_SECONDS, on_space: bool = False):
+    def __init__(self, sessions: Sessions, max_seconds: float = TRAIN_MAX_SECONDS, hub_login: bool = False):
         self.sessions = sessions
         self.max_seconds = max_seconds
-        self.on_space = on_space
+        self.hub_login = hub_login  # the Hub's "Sign in" button (a Space with OAuth)
         self.root = Path(tempfile.mkdtemp(prefix="tinygpt-demo-"))  # every session's runs; removed at exit
 
     def close(self) -> None:
@@ -1047,7 +1047,7 @@ class Trainings:
         # write to the server owner's account.
         token = (token or "").strip() or getattr(oauth_token, "token", None)
         if not token:
-            how = "sign in with the button, or paste" if self.on_space else "paste"
+            how = "sign in with the button, or paste" if self.hub_login else "paste"
             raise BadInput(f"No Hugging Face token: {how} a token with write access "
                            "(https://huggingface.co/settings/tokens). Your model is still here to download.")
         try:
@@ -1312,7 +1312,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                                              elem_id="push-repo")
                         token = gr.Textbox(label="Hugging Face token (write access; not stored)", type="password",
                                            scale=2, elem_id="push-token")
-                        if trainings.on_space:
+                        if trainings.hub_login:
                             gr.LoginButton(scale=1)
                         push_btn = gr.Button("Push to the Hub", scale=1, elem_id="push-btn")
                     push_status = gr.Markdown("", elem_id="push-status")
@@ -1345,7 +1345,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
         download_file = gr.File(visible=False)
         gr.Button(visible=False).click(trainings.download, None, download_file, api_name="download",
                                        concurrency_limit=None)
-        if trainings.on_space:
+        if trainings.hub_login:
             def push(repo, tok, request: gr.Request, oauth_token: gr.OAuthToken | None):
                 return trainings.push(repo, tok, request, oauth_token)
         else:
@@ -1394,6 +1394,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def hub_login_available() -> bool:
+    """The Hub's "Sign in" button works on a Space whose README says `hf_oauth: true` (it then has OAUTH_CLIENT_ID)
+    and has gradio's OAuth extras (`gradio[oauth]` in requirements.txt)."""
+    import importlib.util
+
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")
+                and importlib.util.find_spec("itsdangerous") and importlib.util.find_spec("authlib"))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.train_max_seconds < TRAIN_MIN_SECONDS or args.train_concurrency < 1 or args.max_trained_models < 1:
@@ -1412,7 +1421,7 @@ def main(argv=None) -> int:
     # (A place for model-wide options such as --compile: applied to `served` here, before the warm-up.)
     served.warm_up()
     trainings = Trainings(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
-                          on_space=bool(os.environ.get("SPACE_ID")))
+                          hub_login=hub_login_available())
     demo = build_demo(served, trainings, train_concurrency=args.train_concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,10 @@ def browser():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     model_dir = make_model_dir(tmp_path_factory.mktemp("browser_model") / "tiny", n_embd=64)
-    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("browser_logs") / "server.log", env=app_env()) as s:
+    tmp = tmp_path_factory.mktemp("browser_tmp")  # the server's temporary files: the Train tab's runs
+    env = app_env(TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("browser_logs") / "server.log", env=env) as s:
+        s.tmp = tmp
         yield s
 
 
@@ -234,3 +238,18 @@ def test_see_inside_is_legible_on_a_laptop_and_on_a_phone(browser, server):
     assert laptop["contextTop"] == pytest.approx(laptop["chartTop"], abs=5)  # side by side
     assert phone["contextTop"] > phone["chartTop"] + 100 and phone["chartWidth"] > 300  # stacked, full width
     assert phone["pageWidth"] <= 390  # nothing wider than the phone
+
+
+def test_closing_the_tab_stops_its_training_and_frees_it(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url)
+    before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
+    page.get_by_role("tab", name="Train").click()
+    page.click("#train-btn")
+    page.wait_for_function("document.querySelector('#train-progress').innerText.includes('s left')", timeout=60_000)
+    (run,) = set(server.tmp.glob("tinygpt-demo-*/run-*")) - before
+    page.close()
+    deadline = time.monotonic() + 30  # gradio notices the closed tab when its heartbeat connection drops
+    while run.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not run.exists(), "the closed tab's training went on (or its folder was kept)"

@@ -363,3 +363,39 @@ def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
     app = load_app_module()
     assert app.TRAIN_SECONDS == 60 and app.MODEL_SIZES[app.DEFAULT_SIZE] == (2, 4, 64, 32)
     assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
+
+
+def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_path, monkeypatch):
+    """In process: /push uses the gr.OAuthToken of a visitor signed in with the Hub's button (a Space with
+    `hf_oauth: true` and gradio[oauth]); the button is offered only there."""
+    import importlib.util
+    import inspect
+
+    import gradio as gr
+
+    app = load_app_module()
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not app.hub_login_available()
+    trainings = app.Trainings(app.Sessions(), hub_login=True)
+
+    class Request:
+        session_hash = "s"
+
+    class Token:
+        token = "hf_signed_in"
+
+    try:
+        session = trainings.sessions.get(Request(), create=True)
+        session.folder = tmp_path / "missing"
+        with pytest.raises(app.BadInput, match="Push failed"):  # got past the token check with the OAuth token
+            trainings.push("tester/x", "", Request(), Token())
+        with pytest.raises(app.BadInput, match="sign in with the button, or paste a token"):
+            trainings.push("tester/x", "", Request(), None)
+        if importlib.util.find_spec("itsdangerous") and importlib.util.find_spec("authlib"):
+            served = app.TinyGPTDemo(app.load_model(make_model_dir(tmp_path / "tiny")))
+            demo = app.build_demo(served, trainings)
+            assert any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+            push = next(fn for fn in demo.fns.values() if fn.api_name == "push")
+            assert "oauth_token" in inspect.signature(push.fn).parameters
+    finally:
+        trainings.close()
