@@ -12,6 +12,14 @@ What changes is how it is computed, never what: with the default config the logi
 re-run the whole context for every character, `attention_mask`/`position_ids` for padded batches, labels that are
 shifted inside the model, and safetensors save/load.
 
+There is one model class and no separate base model: `base_model_prefix = ""`, so the embeddings, blocks and head
+are attributes of `TinyGPTForCausalLM` itself and there is no `AutoModel` (headless) class to load, only
+`AutoModelForCausalLM`. For hidden states, pass `output_hidden_states=True`.
+
+Past `block_size` the seed crops its input to the last `block_size` characters and runs them again, and so does
+`generate()` here, on every path transformers offers (greedy, sampling, beam search, assisted and prompt-lookup
+decoding, dynamic and static caches): see `TinyGPTForCausalLM.prepare_inputs_for_generation`.
+
 This file is copied next to the weights by `save_pretrained`, so it imports only torch and transformers.
 """
 
@@ -124,9 +132,11 @@ class Block(GradientCheckpointingLayer):
 
 
 class TinyGPTPreTrainedModel(PreTrainedModel):
+    """The transformers contract: config class, weight init, what may be compiled, checkpointed or split."""
+
     config: TinyGPTConfig
     config_class = TinyGPTConfig
-    base_model_prefix = ""
+    base_model_prefix = ""  # no separate base model (and so no AutoModel): see the module docstring
     main_input_name = "input_ids"
     _no_split_modules = ["Block"]
     _supports_sdpa = True
@@ -232,7 +242,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
 
         tok_emb = self.token_embedding(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         B, T = tok_emb.shape[:2]
-        if crop_and_rerun and T > self.config.block_size:
+        if crop_and_rerun:
             return self._crop_and_rerun(tok_emb, cache, attention_mask, logits_to_keep, output_attentions,
                                         output_hidden_states, return_dict)
         # Characters already in the cache: an int, or for a static cache a 0-d tensor (so a compiled graph stays valid
@@ -344,8 +354,11 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         if span > T:
             mask = mask if mask is not None else torch.ones((B, T), dtype=torch.long, device=tok_emb.device)
             tok_emb, mask = F.pad(tok_emb, (0, 0, span - T, 0)), F.pad(mask, (span - T, 0))
-        windows = tok_emb[:, -span:].unfold(1, window, 1).transpose(2, 3).reshape(B * n, window, C)
-        masks = mask[:, -span:].unfold(1, window, 1).reshape(B * n, window) if mask is not None else None
+        if n == 1:  # plain decoding: the last window itself
+            windows, masks = tok_emb[:, -window:], mask[:, -window:] if mask is not None else None
+        else:  # window i ends at the i-th kept position: (B, n, C, window) -> (B * n, window, C)
+            windows = tok_emb[:, -span:].unfold(1, window, 1).transpose(2, 3).reshape(B * n, window, C)
+            masks = mask[:, -span:].unfold(1, window, 1).reshape(B * n, window) if mask is not None else None
         out = self(inputs_embeds=windows, attention_mask=masks, use_cache=False, logits_to_keep=1,
                    output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
         output = CausalLMOutputWithPast(
