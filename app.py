@@ -780,10 +780,11 @@ class TrainingJob:
             Trainer, TrainerCallback, TrainingSettings, TrainingError = _engine()
             n_layer, n_head, n_embd, block_size = self.dims
             overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
-                             max_seconds=self.seconds, threads=0)  # threads 0: keep the server's --threads
+                             max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
+                             eval_interval=eval_interval_for(self.dims))
             if self.max_iters:
                 overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
-                                 eval_interval=min(300, max(1, self.max_iters // 4)))
+                                 eval_interval=min(overrides["eval_interval"], max(1, self.max_iters // 4)))
             try:
                 settings = TrainingSettings.from_preset("cpu", **overrides)
             except (TrainingError, ValueError) as err:
@@ -839,6 +840,15 @@ class TrainingJob:
             p.status = "stopping"
 
 
+def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
+    """The cpu preset evaluates the seed's model every 300 steps (every few seconds); a bigger model's steps cost
+    more (about n_layer x n_embd^2 x block_size), so it evaluates proportionally more often: new samples every few
+    seconds whatever the size."""
+    n_layer, _, n_embd, block_size = dims
+    cost = n_layer * n_embd**2 * block_size / (2 * 64**2 * 32)
+    return int(min(300, max(25, 300 / cost // 25 * 25)))
+
+
 def _bridge(TrainerCallback):
     """A TrainerCallback that hands the engine's events to `emit`: every evaluation, and the running train loss
     about once a second (the mean over the steps since the last point)."""
@@ -888,18 +898,19 @@ class Trainings:
             raise BadInput(f"This tab {what}: one training at a time. Press Stop to end it, or wait for it.")
         dims = parse_size(size)
         seconds = check_seconds(seconds, self.max_seconds)
-        if source == "bundled":
-            if not BUNDLED_TEXT.is_file():
+        if source in ("bundled", "upload"):
+            if source == "bundled" and not BUNDLED_TEXT.is_file():
                 raise BadInput("The bundled tiny Shakespeare is not on this server; paste or upload a text instead")
-            text, name = BUNDLED_TEXT.read_text(encoding="utf-8"), BUNDLED_TEXT.name
-        elif source == "upload":
-            if not upload:
+            if source == "upload" and not upload:
                 raise BadInput("No file uploaded yet: choose a .txt file (UTF-8), or pick another text source")
-            text, name = read_upload(upload)
+            path = BUNDLED_TEXT if source == "bundled" else Path(upload)
+            text, name = read_upload(path)
+            # While it waits, the session keeps the file's path, not its text (a queue of 10 MB texts adds up).
+            session.pending = dict(path=path, text_name=name, dims=dims, seconds=seconds)
         else:
             text, name = check_text(pasted, "the pasted text"), "the pasted text"
+            session.pending = dict(text=text, text_name=name, dims=dims, seconds=seconds)
         check_length(text, name, dims[3])
-        session.pending = dict(text=text, text_name=name, dims=dims, seconds=seconds)
         session.state = "waiting"
         return f"Waiting for a free training slot ({name}, {len(text):,} characters)…"
 
@@ -912,6 +923,12 @@ class Trainings:
             yield gr.skip(), "Training cancelled before it started.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         pending, session.pending = session.pending, None
+        if "path" in pending:
+            try:
+                pending["text"], _ = await asyncio.to_thread(read_upload, pending.pop("path"))
+            except (BadInput, OSError) as err:  # the upload is gone from the server's cache (a very long wait)
+                session.state = "idle"
+                raise BadInput(f"Cannot read the text any more ({one_line(err)}); choose it again") from None
         async for progress, ready in self._run(session, max_iters=0, **pending):
             if ready is None:
                 yield loss_frame(progress), progress_line(progress), samples_markdown(progress), *[gr.skip()] * 4

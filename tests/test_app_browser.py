@@ -253,3 +253,20 @@ def test_closing_the_tab_stops_its_training_and_frees_it(browser, server):
     while run.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not run.exists(), "the closed tab's training went on (or its folder was kept)"
+
+
+def test_train_on_an_uploaded_file(page, tmp_path):
+    text = "\n".join(f"{i} λ → {i * i}" for i in range(400)) + "\n"
+    upload = tmp_path / "squares.txt"
+    upload.write_text(text, encoding="utf-8")
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("upload a .txt").check()
+    page.locator("#train-file input[type=file]").set_input_files(str(upload))
+    page.wait_for_selector("#train-file :text('squares.txt')", timeout=15_000)
+    page.click("#train-btn")
+    page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)
+    page.click("#train-stop-btn")
+    page.wait_for_selector("#train-download", state="visible", timeout=60_000)
+    assert f"trained in this tab on squares.txt ({len(text):,} characters)" in page.inner_text("#facts")
+    sample = page.locator("#train-samples pre").first.inner_text()
+    assert set(sample) - {"\n"} <= set(text)

@@ -362,6 +362,8 @@ def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
 def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
     app = load_app_module()
     assert app.TRAIN_SECONDS == 60 and app.MODEL_SIZES[app.DEFAULT_SIZE] == (2, 4, 64, 32)
+    # Evaluations (and samples) every 300 steps for the seed's model, the cpu preset's; more often for bigger ones.
+    assert [app.eval_interval_for(dims) for dims in app.MODEL_SIZES.values()] == [300, 25, 300]
     assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
 
 
