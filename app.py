@@ -595,9 +595,6 @@ class Sessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def models(self) -> int:
-        return sum(s.trained is not None for s in self._sessions.values())
-
 
 def _release(session: Session) -> None:
     if session.job is not None:
@@ -718,7 +715,7 @@ class TrainProgress:
     def done(self) -> bool:
         return self.status in ("finished", "stopped", "time_limit")
 
-    def time_left(self) -> float | None:
+    def time_left(self) -> float:
         if self.done:
             return 0.0
         budget = max(0.0, self.max_seconds - self.elapsed_s)
@@ -774,6 +771,10 @@ class TrainingJob:
             finished = self._finished
         if finished:
             shutil.rmtree(self.folder.parent, ignore_errors=True)
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
 
     def _work(self, emit) -> None:
         try:
@@ -1004,6 +1005,8 @@ class Trainings:
                 if event is None and job.progress.status == "training" and job.progress.step:
                     job.progress.elapsed_s += TRAIN_UPDATE_INTERVAL  # between reports: the clock still runs
                 yield job.progress, None
+            if job.abandoned:  # the tab closed meanwhile: its folder is being deleted, nothing to adopt
+                return
             ready = await asyncio.to_thread(self._adopt, session, job)
             finished = True
             yield job.progress, ready
@@ -1122,7 +1125,7 @@ def progress_line(p: TrainProgress) -> str:
         parts.append(ends[p.status])
     else:
         left = p.time_left()
-        parts.append(f"about {left:.0f} s left" if left is not None else "")
+        parts.append(f"about {left:.0f} s left")
         if p.status == "stopping":
             parts.append("stopping…")
     if p.evaluations:
@@ -1354,7 +1357,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                                    concurrency_limit=None, trigger_mode="multiple", show_progress="hidden")
         training = prepared.success(trainings.train_page, None, train_outputs, api_visibility="private",
                                     concurrency_id="train", concurrency_limit=train_concurrency,
-                                    show_progress="full", show_progress_on=[progress])
+                                    show_progress="full", show_progress_on=[curve])
         training.failure(trainings.release, None, None, api_visibility="private", queue=False)
         gr.api(trainings.train_api, api_name="train", concurrency_id="train", concurrency_limit=train_concurrency)
         train_stop_btn.click(trainings.stop, None, progress, api_name="stop_training", concurrency_limit=None,

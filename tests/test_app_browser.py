@@ -270,3 +270,31 @@ def test_train_on_an_uploaded_file(page, tmp_path):
     assert f"trained in this tab on squares.txt ({len(text):,} characters)" in page.inner_text("#facts")
     sample = page.locator("#train-samples pre").first.inner_text()
     assert set(sample) - {"\n"} <= set(text)
+
+
+def test_a_second_training_waits_with_its_place_in_the_queue(browser, server):
+    """One training at a time (the default --train-concurrency 1): another tab sees "queue: 1/1" while it waits;
+    its Stop gives the place up."""
+    first, second = (browser.new_page(viewport={"width": 1280, "height": 1000}) for _ in range(2))
+    try:
+        for page in (first, second):
+            page.goto(server.url)
+            page.get_by_role("tab", name="Train").click()
+        first.click("#train-btn")
+        first.wait_for_function("document.querySelector('#train-progress').innerText.includes('s left')",
+                                timeout=60_000)
+        second.click("#train-btn")
+        second.get_by_text("queue: 1/1", exact=False).first.wait_for(timeout=30_000)
+        assert "Waiting for a free training slot" in second.inner_text("#train-progress")
+        second.screenshot(path=str(ARTIFACTS / "app-train-queued.png"), full_page=True)
+        second.click("#train-stop-btn")
+        second.wait_for_function("document.querySelector('#train-progress').innerText.includes('given up')")
+        first.click("#train-stop-btn")
+        first.wait_for_selector("#train-download", state="visible", timeout=60_000)
+        second.wait_for_function(
+            "document.querySelector('#train-progress').innerText.includes('cancelled before it started')",
+            timeout=30_000)
+        assert not second.is_visible("#train-download")
+    finally:
+        first.close()
+        second.close()
