@@ -107,14 +107,31 @@ def test_deterministic_strategies_give_the_seeds_text(pair, strategy, new):
     assert out.tolist() == reference.tolist()
 
 
-def test_prompt_lookup_finds_candidates_and_crosses_block_size_with_them(pair):
-    """A repetitive prompt makes prompt lookup propose several characters at once, also across the window's edge."""
+@pytest.mark.parametrize("cache_implementation", [None, "static"])
+def test_prompt_lookup_crosses_block_size_and_comes_back(pair, cache_implementation, monkeypatch):
+    """A repetitive prompt makes prompt lookup propose several characters at once: candidates that cross the
+    window's edge are checked with one window each, and when they are rejected decoding is back within
+    block_size with an emptied cache, which must be filled again from the whole text."""
     seed_model, ours, _ = pair
-    prompt = torch.tensor([[1, 2, 3, 4] * 4])  # 16 of block_size 20
+    # 17 of block_size 20, ending in "1, 2": the lookup proposes "3, 4, 5, 6", past the edge, which a random
+    # model rejects
+    prompt = torch.tensor([list(range(1, 16)) + [1, 2]])
     reference = seed_greedy_loop(seed_model, prompt, 30, BLOCK)
+    steps = []
+    prepare = type(ours).prepare_inputs_for_generation
+
+    def spy(self, input_ids, *args, cache=None, **kwargs):
+        back = getattr(cache, "tinygpt_emptied", False) and input_ids.shape[1] <= BLOCK
+        steps.append(("back within" if back else "crop_and_rerun") if cache is not None and (
+            back or input_ids.shape[1] > BLOCK) else "cached")
+        return prepare(self, input_ids, *args, cache=cache, **kwargs)
+
+    monkeypatch.setattr(type(ours), "prepare_inputs_for_generation", spy)
     with torch.no_grad():
-        out = ours.generate(prompt, max_new_tokens=30, do_sample=False, prompt_lookup_num_tokens=4)
+        out = ours.generate(prompt, max_new_tokens=30, do_sample=False, prompt_lookup_num_tokens=4,
+                            cache_implementation=cache_implementation)
     assert out.tolist() == reference.tolist()
+    assert {"crop_and_rerun", "back within"} <= set(steps), steps
 
 
 @pytest.mark.parametrize("use_cache, cache_implementation", [(True, None), (False, None), (True, "static")])

@@ -428,12 +428,14 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
                     model_inputs["attention_mask"] = attention_mask[:, -span:]
             model_inputs["crop_and_rerun"] = True
         elif getattr(cache, "tinygpt_emptied", False):
-            # Back within block_size after the window slid: assisted decoding's candidates crossed it and were
-            # rejected. The cache was emptied, so the whole text runs again and fills it.
+            # Back within block_size after the window slid (assisted decoding's candidates crossed it and were
+            # rejected): the cache holds nothing valid, so the whole text runs again and fills it.
+            cache.reset()  # also undoes a crop of the emptied cache
             cache.tinygpt_emptied = False
-            model_inputs["inputs_embeds" if embedded_prompt else "input_ids"] = (
-                torch.cat([inputs_embeds, self.token_embedding(input_ids)], dim=1) if embedded_prompt else input_ids
-            )
+            if embedded_prompt:
+                model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.token_embedding(input_ids)], dim=1)
+            else:
+                model_inputs["input_ids"] = input_ids
         elif use_embeds:
             model_inputs["inputs_embeds"] = inputs_embeds[:, -next_sequence_length:] if next_sequence_length else inputs_embeds
         else:
