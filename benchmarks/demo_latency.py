@@ -18,7 +18,8 @@ measures the Train tab instead (the bundled model and tiny Shakespeare, the tab'
   2.0, and the engine's own elapsed time of that evaluation;
 * time to first character of /generate (another session) with no training running, then while one runs;
 * RSS of the server with `--sessions` trained sessions: each trains for `--session-seconds` (queued one after
-  another, as `--train-concurrency 1` does), and the peak over all of it and what is held once they are done.
+  another with the default `--train-concurrency 1`, at once with 4), the peak over all of it and what is held once
+  they are done.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train", action="store_true", help="measure the Train tab instead (see above)")
     parser.add_argument("--sessions", type=int, default=4, help="--train: trained sessions for the memory figure")
     parser.add_argument("--session-seconds", type=float, default=15, help="--train: budget of each of those")
+    parser.add_argument("--train-concurrency", type=int, default=1,
+                        help="--train: pass --train-concurrency N to app.py (N > 1: the sessions train at once)")
     args = parser.parse_args(argv)
     if args.train:
         return train_benchmark(args)
@@ -127,6 +130,7 @@ def train_benchmark(args) -> int:
     text = (repo / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         server_args = (["--model", args.model] if args.model else []) + (["--threads", str(args.threads)] if args.threads else [])
+        server_args += ["--train-concurrency", str(args.train_concurrency)]
         with AppServer(server_args, Path(tmp) / "server.log", env=app_env(TMPDIR=tmp)) as server:
             fn = fn_index(server.config(), "generate")
             for _ in range(3):
@@ -200,7 +204,8 @@ def train_benchmark(args) -> int:
         print(f"time to val <= 2.0: {to_two:.1f} s from submit ({engine_to_two:.1f} s of training by the engine's clock)")
     print(f"time to first character, no training running: {percentiles(alone)}")
     print(f"time to first character, while one training runs: {percentiles(during)}")
-    print(f"server RSS: idle {idle_rss:.0f} MiB; {args.sessions} sessions trained ({args.session_seconds:g} s each, queued): "
+    how = "queued" if args.train_concurrency == 1 else f"{min(args.train_concurrency, args.sessions)} at once"
+    print(f"server RSS: idle {idle_rss:.0f} MiB; {args.sessions} sessions trained ({args.session_seconds:g} s each, {how}): "
           f"peak {max(peak):.0f} MiB, {held:.0f} MiB holding the {args.sessions} models")
     return 0
 
