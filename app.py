@@ -1034,18 +1034,22 @@ class Trainings:
     # -- Stop, download, push
 
     def stop(self, request: gr.Request) -> str:
+        """Stop: the answer goes to the progress line (and a toast, as the next update replaces that line)."""
         session = self.sessions.get(request)
         state = session.state if session is not None else "idle"
         if state == "waiting":
             session.state, session.pending = "idle", None
-            return "Stopped before it started: your place in the queue is given up."
-        if state == "stopping":
-            return "Already stopping: the model is being saved with what it has learnt so far."
-        if state == "training" and session.job is not None:
+            message = "Stopped before it started: your place in the queue is given up."
+        elif state == "stopping":
+            message = "Already stopping: the model is being saved with what it has learnt so far."
+        elif state == "training" and session.job is not None:
             session.state = "stopping"
             session.job.stop()
-            return "Stopping: the model keeps what it has learnt so far and is being saved…"
-        return "Nothing is training in this tab."
+            message = "Stopping: the model keeps what it has learnt so far and is being saved…"
+        else:
+            message = "Nothing is training in this tab."
+        gr.Info(message)
+        return message
 
     def download(self, request: gr.Request) -> str:
         session = self.sessions.get(request)
