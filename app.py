@@ -1024,6 +1024,7 @@ class Trainings:
             ready = TinyGPTDemo(load_model(job.folder, label=label))
         except ModelError as err:
             raise gr.Error(f"The trained model could not be loaded back: {err}") from None
+        _name_folder_by_itself(job.folder)
         zip_path = Path(shutil.make_archive(str(job.folder), "zip", root_dir=job.folder.parent,
                                             base_dir=job.folder.name))
         session.drop_model()
@@ -1092,6 +1093,20 @@ class Trainings:
         if session is not None:
             session.use_trained = False
         return served.facts_markdown()
+
+
+def _name_folder_by_itself(folder: Path) -> None:
+    """The engine names a run by its output folder, here a path in the server's temporary directory; the folder
+    that is downloaded (and pushed) names itself instead: `tinygpt-<text>` in its card's load snippet and in
+    trainer_state.json's reproduce command (`--out-dir`)."""
+    from tinygpt.card import write_model_card
+
+    state_file = folder / "trainer_state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    if isinstance(state.get("command"), str):
+        state["command"] = state["command"].replace(str(folder), folder.name)
+        state_file.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_model_card(folder, repo_id=folder.name)
 
 
 def _slug(text_name: str) -> str:

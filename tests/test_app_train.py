@@ -143,6 +143,10 @@ def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_p
             "trainer_state.json", "README.md", "loss.png", "training_state.pt"} <= names, names
     state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 60
+    # The folder names itself, never the server's temporary path.
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert 'from_pretrained("tinygpt-text", trust_remote_code=True)' in card and "/tmp" not in card
+    assert "--out-dir tinygpt-text" in state["command"] and "/tmp" not in json.dumps(state)
     assert [e["sample"] for e in state["log_history"]] == [e["sample"] for e in updates[-1]["evaluations"]]
 
     expected = generate(client, NEW_PROMPT, 50)  # greedy: the same text wherever the weights are
