@@ -29,6 +29,30 @@ def generation_kwargs(max_new_tokens: int, temperature: float, top_k: int, top_p
     }
 
 
+def compile_decoding(model, max_new_tokens: int) -> float:
+    """Decode with a static cache and a `torch.compile`d step from now on; returns the seconds spent compiling.
+
+    The prompt still runs eagerly; each new character then costs one compiled step (about 2x GPT2LMHeadModel on a
+    laptop CPU at 4 layers x 128, see benchmarks/README.md). Compiling takes seconds to a minute, so it pays off
+    for a server that generates all day (`app.py --compile`), not for one `tinygpt generate` call.
+    """
+    import time
+
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=True, mode="default")  # "reduce-overhead" would mean CUDA graphs
+    config._compile_all_devices = True  # transformers otherwise compiles decode steps only on GPUs
+    model.generation_config.cache_implementation = "static"
+    model.generation_config.compile_config = config
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    with torch.inference_mode():  # compile now: one prompt within block_size, one past it, the longest output
+        for length in (1, model.config.block_size + 1):
+            ids = torch.zeros((1, length), dtype=torch.long, device=device)
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=True)
+    return time.perf_counter() - start
+
+
 def encode_prompt(tokenizer, prompt: str, device) -> torch.Tensor:
     """The prompt's ids; an empty prompt starts from id 0, like the seed's `torch.zeros((1, 1))`."""
     if prompt == "":
