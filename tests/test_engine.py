@@ -210,6 +210,25 @@ def test_card_is_built_from_trainer_state(tmp_path, text):
     assert (result.dataset_type, result.dataset_name) == ("karpathy/tiny_shakespeare", "tiny_shakespeare")
 
 
+def test_run_name_names_the_model_in_the_card_and_the_reproduce_command(tmp_path, text):
+    """A server trains into a temporary folder; the card and the command name the run as the caller chooses."""
+    out_dir = tmp_path / "tmp-xyz" / "run"
+    trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text, out_dir=out_dir,
+                      data_name="words.txt", run_name="tinygpt-words")
+    trainer.train()
+    state = trainer_state(out_dir)
+    assert "--out-dir tinygpt-words" in state["command"] and str(out_dir) not in state["command"]
+    card = (out_dir / "README.md").read_text(encoding="utf-8")
+    assert 'AutoModelForCausalLM.from_pretrained("tinygpt-words", trust_remote_code=True)' in card
+    assert str(tmp_path) not in card  # no trace of the server's folder
+    assert "\n# tinygpt-words\n" in card  # its title
+    # Without it, the output folder names the run (train.py's behaviour).
+    plain = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text,
+                    out_dir=tmp_path / "plain")
+    plain.train()
+    assert f"--out-dir {tmp_path / 'plain'}" in trainer_state(tmp_path / "plain")["command"]
+
+
 def test_bad_text_is_refused_before_training(tmp_path):
     out_dir = tmp_path / "run"
     settings = TrainingSettings(**TINY_SETTINGS)

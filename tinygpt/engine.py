@@ -44,20 +44,23 @@ class TrainerCallback:
 class Trainer:
     """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`. Bad input
     raises TrainingError/ValueError here. `resume_state` (`checkpoint.load_training_state`) continues a saved
-    run exactly; `overwrite` replaces a model already in `out_dir` (at the first save)."""
+    run exactly; `overwrite` replaces a model already in `out_dir` (at the first save). `run_name` is how the
+    card's load snippet and the reproduce command name the model (default: `out_dir`); a server that trains into a
+    temporary folder names the run after what the user downloads instead."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
-                 sample_length=SAMPLE_LENGTH):
+                 sample_length=SAMPLE_LENGTH, run_name=None):
         from .publish import ModelCardWriter
 
         if (text is None) == (data_path is None):
             raise TrainingError("give the training text either as text= or as data_path=, not both or neither")
         self.settings = s = settings
         self.out_dir = Path(out_dir)
+        self.run_name = str(run_name) if run_name else str(self.out_dir)
         self.callbacks = list(callbacks)
         if not any(isinstance(c, ModelCardWriter) for c in self.callbacks):
-            self.callbacks.insert(0, ModelCardWriter())
+            self.callbacks.insert(0, ModelCardWriter(run_name))
         self.start_time = time.perf_counter() if start_time is None else start_time
         self.sample_length = sample_length
         self._stop = threading.Event()
@@ -294,7 +297,7 @@ class Trainer:
             "num_processes": self.world, "train_batch_size": self.settings.batch_size, "n_params": self.n_params,
             "log_history": self.log_history, "training_args": dict(self.settings.to_dict(), num_processes=self.world),
             "data": self.data_info, "command": self.settings.to_command(
-                self.data_info["path"] or self.data_info["name"], str(self.out_dir), self.world),
+                self.data_info["path"] or self.data_info["name"], self.run_name, self.world),
         }
 
     def _write_files(self, staging: Path, step: int, rng: list[dict]) -> None:
