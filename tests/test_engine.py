@@ -27,20 +27,11 @@ from train_helpers import REPO, TINY, trainer_state, write_corpus
 TINY_SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, learning_rate=0.01,
                      threads=1)
 
-# The README's "Train from Python" snippet, run as it is written there (from a folder holding data/).
-README_SNIPPET = '''
-from tinygpt.engine import Trainer, TrainerCallback
-from tinygpt.settings import TrainingSettings
-
-class PrintSamples(TrainerCallback):
-    def on_evaluate(self, trainer, record):
-        print(f"step {record['step']}, val loss {record['val_loss']:.2f}:\\n{record['sample'][:80]}\\n")
-
-text = open("data/tinyshakespeare.txt", encoding="utf-8").read()
-settings = TrainingSettings.from_preset("cpu", max_iters=600)  # or max_seconds=60: a time budget
-trainer = Trainer(settings, text=text, out_dir="my-model", callbacks=[PrintSamples()])
-print(trainer.train())  # "finished" (or "stopped" after trainer.stop(), "time_limit" after max_seconds)
-'''
+def readme_snippet() -> str:
+    """The README's "Train from Python" snippet, exactly as it is written there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Train from Python"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +240,7 @@ def test_the_readme_snippet(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(README_SNIPPET, "README.md", "exec"), {})
+        exec(compile(readme_snippet(), "README.md", "exec"), {})
     lines = printed.getvalue()
     assert lines.count(", val loss ") == 3 and lines.rstrip().endswith("finished")  # steps 0, 300 and 600
     assert "step 600, val loss " in lines
