@@ -302,6 +302,27 @@ def test_compiled_decode_step_is_one_graph_and_exact(pair, backend):
             assert (compiled(x, cache=compiled_cache, use_cache=True).logits - eager).abs().max() < 1e-5
 
 
+def test_compiled_generate_with_a_padded_batch_compiles_one_graph(pair):
+    """generate() with a static cache and a compiled forward: a left-padded batch's mask grows by one column per
+    step, which used to cost a recompile per character (seconds each). It is now padded to the cache's length."""
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    _, ours, prompt = pair
+    config = CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    config._compile_all_devices = True  # transformers compiles decode steps only on GPUs unless told
+    batch = torch.cat([prompt, prompt.flip(1)])
+    mask = torch.ones_like(batch)
+    mask[0, :2] = 0  # left padding
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = ours.generate(batch, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0,
+                             cache_implementation="static", compile_config=config)
+    assert counters["stats"]["unique_graphs"] == 1
+    eager = ours.generate(batch, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert torch.equal(compiled, eager)
+
+
 def test_clear_errors_stay_in_eager_mode(pair):
     _, ours, _ = pair
     with pytest.raises(ValueError, match="position_ids must be < block_size=20"):

@@ -252,7 +252,9 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         self._check_positions(past, T, position_ids)
         if position_ids is None:
             if attention_mask is not None:  # count positions from each row's first real character
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+                # the new characters' entries: the mask may run past them (a static cache's, padded to its length)
+                counted = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+                position_ids = counted[:, torch.arange(T, device=tok_emb.device) + past]
             else:
                 position_ids = (torch.arange(T, device=tok_emb.device) + past).unsqueeze(0)
         mask = self._attention_mask(attention_mask, T, past, S, tok_emb.device)
@@ -424,8 +426,8 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
                 for key in ("input_ids", "inputs_embeds"):
                     if key in model_inputs:
                         model_inputs[key] = model_inputs[key][:, -span:].clone(memory_format=torch.contiguous_format)
-                if attention_mask is not None:
-                    model_inputs["attention_mask"] = attention_mask[:, -span:]
+                if attention_mask is not None:  # contiguous too: a slice's strides change with the length
+                    model_inputs["attention_mask"] = attention_mask[:, -span:].clone(memory_format=torch.contiguous_format)
             model_inputs["crop_and_rerun"] = True
         elif getattr(cache, "tinygpt_emptied", False):
             # Back within block_size after the window slid (assisted decoding's candidates crossed it and were
@@ -442,6 +444,17 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             # cloned: a slice's strides change with the length, and a compiled forward would recompile for each
             new_ids = input_ids[:, -next_sequence_length:] if next_sequence_length else input_ids
             model_inputs["input_ids"] = new_ids.clone(memory_format=torch.contiguous_format)
+        if (
+            not model_inputs.get("crop_and_rerun")
+            and attention_mask is not None
+            and cache is not None
+            and cache.is_compileable
+        ):
+            # A static cache has a fixed length: give the mask that length too (zeros after the text, which the
+            # causal mask hides anyway), so that a compiled forward sees the same shapes at every step instead of
+            # recompiling for each new mask length.
+            slots = cache.get_mask_sizes(1, 0)[0]
+            model_inputs["attention_mask"] = F.pad(attention_mask, (0, slots - attention_mask.shape[1]))
         for key, value in kwargs.items():  # use_cache, output_attentions, logits_to_keep, ...
             if key not in ("labels", "shift_labels"):
                 model_inputs.setdefault(key, value)
