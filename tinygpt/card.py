@@ -42,10 +42,10 @@ out = model.generate(**inputs, max_new_tokens=200, do_sample=True, top_k=20)
 print(tokenizer.decode(out[0]))
 ```
 
-`trust_remote_code=True` runs the two small files `configuration_tinygpt.py` and `modeling_tinygpt.py` stored
-in this repo (torch + transformers only); read them first if you like. The tokenizer is a plain
-`tokenizer.json`: one token per character, ids = the training text's sorted characters. It knows only the
-{{ vocab_size }} characters of its training text.
+`trust_remote_code=True` runs the three small files `configuration_tinygpt.py`, `modeling_tinygpt.py` and
+`tokenization_tinygpt.py` stored in this repo (torch + transformers only); read them first if you like. The
+tokenizer (`tokenizer.json`) has one token per character, ids = the training text's sorted characters. It knows
+only the {{ vocab_size }} characters of its training text: any other character is an error that names it.
 
 Or with the tinygpt command line: `tinygpt generate {{ repo_id }}{% if revision %} --revision {{ revision }}{% endif %} --prompt "{{ prompt_example }}"`.
 
