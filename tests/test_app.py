@@ -31,6 +31,7 @@ from app_helpers import (
     make_model_dir,
     stream_generate,
 )
+from tinygpt.demo import SeededSampler, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -265,8 +266,8 @@ def app_module():
 
 
 @pytest.fixture(scope="module")
-def demo_model(app_module, model_dir):
-    return app_module.TinyGPTDemo(app_module.load_model(model_dir))
+def demo_model(model_dir):
+    return TinyGPTDemo(load_model(model_dir))
 
 
 def test_closing_the_stream_stops_the_worker_thread(demo_model):
@@ -290,21 +291,21 @@ def test_closing_the_stream_stops_the_worker_thread(demo_model):
     assert not running, "the generation thread kept running after the stream was closed"
 
 
-def test_model_facts_report_the_val_loss_of_a_trained_folder(app_module, model_dir, tmp_path):
+def test_model_facts_report_the_val_loss_of_a_trained_folder(model_dir, tmp_path):
     import shutil
 
     trained = shutil.copytree(model_dir, tmp_path / "trained")
     state = {"global_step": 3000, "best_val_loss": 1.4821, "log_history": [{"step": 3000, "val_loss": 1.49}]}
     (trained / "trainer_state.json").write_text(json.dumps(state))
-    facts = app_module.TinyGPTDemo(app_module.load_model(trained)).facts_markdown()
+    facts = TinyGPTDemo(load_model(trained)).facts_markdown()
     assert "| 1.4821 after 3,000 steps |" in facts
 
 
-def test_sampler_is_private_to_its_request(app_module):
+def test_sampler_is_private_to_its_request():
     """Two samplers with the same seed draw the same characters even when the global RNG is disturbed between."""
     logits = torch.randn(1, 65)
-    a = app_module.SeededSampler(1.0, 0, 1.0, seed=11)
-    b = app_module.SeededSampler(1.0, 0, 1.0, seed=11)
+    a = SeededSampler(1.0, 0, 1.0, seed=11)
+    b = SeededSampler(1.0, 0, 1.0, seed=11)
     draws_a, draws_b = [], []
     for _ in range(50):
         draws_a.append(int(a(None, logits.clone()).argmax()))

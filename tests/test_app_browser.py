@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import REPO, AppServer, app_env, load_app_module, make_model_dir
+from app_helpers import REPO, AppServer, app_env, make_model_dir
+from tinygpt import demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -229,8 +230,7 @@ def test_see_inside_is_legible_on_a_laptop_and_on_a_phone(browser, server):
             page.screenshot(path=str(ARTIFACTS / f"app-see-inside-{name}.png"), full_page=True)
         finally:
             page.close()
-    app = load_app_module()
-    label_px = app.LABEL_PT * app.MAP_DPI / 72
+    label_px = demo.LABEL_PT * demo.MAP_DPI / 72
     for name, s in sizes.items():
         assert label_px * s["scale"] >= 10, (name, s)  # the heat maps' character labels, as displayed
         assert s["smallestTick"] >= 10, (name, s)  # the chart's

@@ -22,6 +22,8 @@ from huggingface_hub import HfApi
 from app_helpers import REPO, AppServer, app_env, load_app_module, make_model_dir
 from hub_server import HubServer
 from no_tinygpt import run_without_tinygpt
+from tinygpt import demo_training
+from tinygpt.demo import BadInput, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -336,8 +338,7 @@ def test_the_page_describes_the_train_tab(server):
 
 
 def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
-    app = load_app_module()
-    sessions = app.Sessions(max_models=2, idle_seconds=3600)
+    sessions = demo_training.Sessions(max_models=2, idle_seconds=3600)
 
     class Request:
         def __init__(self, key):
@@ -365,9 +366,10 @@ def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
 
 def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
     app = load_app_module()
-    assert app.TRAIN_SECONDS == 60 and app.MODEL_SIZES[app.DEFAULT_SIZE] == (2, 4, 64, 32)
+    sizes = demo_training.MODEL_SIZES
+    assert demo_training.TRAIN_SECONDS == 60 and sizes[demo_training.DEFAULT_SIZE] == (2, 4, 64, 32)
     # Evaluations (and samples) every 300 steps for the seed's model, the cpu preset's; more often for bigger ones.
-    assert [app.eval_interval_for(dims) for dims in app.MODEL_SIZES.values()] == [300, 25, 300]
+    assert [demo_training.eval_interval_for(dims) for dims in sizes.values()] == [300, 25, 300]
     assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
 
 
@@ -381,8 +383,8 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
 
     app = load_app_module()
     monkeypatch.delenv("SPACE_ID", raising=False)
-    assert not app.hub_login_available()
-    trainings = app.Trainings(app.Sessions(), hub_login=True)
+    assert not demo_training.hub_login_available()
+    trainings = demo_training.Trainings(demo_training.Sessions(), hub_login=True)
 
     class Request:
         session_hash = "s"
@@ -393,12 +395,12 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
     try:
         session = trainings.sessions.get(Request(), create=True)
         session.folder = tmp_path / "missing"
-        with pytest.raises(app.BadInput, match="Push failed"):  # got past the token check with the OAuth token
+        with pytest.raises(BadInput, match="Push failed"):  # got past the token check with the OAuth token
             trainings.push("tester/x", "", Request(), Token())
-        with pytest.raises(app.BadInput, match="sign in with the button, or paste a token"):
+        with pytest.raises(BadInput, match="sign in with the button, or paste a token"):
             trainings.push("tester/x", "", Request(), None)
         if importlib.util.find_spec("itsdangerous") and importlib.util.find_spec("authlib"):
-            served = app.TinyGPTDemo(app.load_model(make_model_dir(tmp_path / "tiny")))
+            served = TinyGPTDemo(load_model(make_model_dir(tmp_path / "tiny")))
             demo = app.build_demo(served, trainings)
             assert any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
             push = next(fn for fn in demo.fns.values() if fn.api_name == "push")
