@@ -184,6 +184,7 @@ app = sys.modules["app"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
 loaded = app.load_model(os.environ["MODEL_ID"])
 texts["space"] = greedy(loaded.model, loaded.tokenizer)
+texts["bundled_text"] = str(app.BUNDLED_TEXT) if app.BUNDLED_TEXT.is_file() else None  # the Train tab's default
 for name in sorted(os.listdir(os.path.join(space, "tinygpt"))):  # the engine works from the uploaded folder
     if name.endswith(".py") and name != "__init__.py":
         importlib.import_module("tinygpt." + name[:-3])
@@ -201,6 +202,7 @@ print(json.dumps(texts))
     assert result["dev"] == greedy(dev_model, tokenizer) != expected
     assert "modeling_tinygpt" in result["class"]  # the repo's own code, as remote code
     assert result["tinygpt_from"] == [str((workdir / "space" / "tinygpt").resolve())]
+    assert result["bundled_text"] == str((workdir / "space" / "data" / "tinyshakespeare.txt").resolve())
 
 
 def test_card_on_the_hub(hub, api, trained_dir):
@@ -345,11 +347,15 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     # the package beside app.py, for the Train tab: every Python file, no caches
     package = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     assert {"__init__.py", "modeling_tinygpt.py", "tokenization_tinygpt.py", "common.py"} <= package
-    assert files == {".gitattributes", "README.md", "app.py", "requirements.txt"} | {f"tinygpt/{f}" for f in package}
+    top = {".gitattributes", "README.md", "app.py", "requirements.txt", "data/tinyshakespeare.txt"}
+    assert files == top | {f"tinygpt/{f}" for f in package}
     assert hub.read_file("tester/demo", "app.py", repo_type="space") == app_file.read_bytes()  # unchanged
     for name in package:
         assert hub.read_file("tester/demo", f"tinygpt/{name}", repo_type="space") == (PACKAGE / name).read_bytes()
-    assert f"and tinygpt/ ({len(package)} Python files: the training engine)" in out
+    # the Train tab's default text, where app.py looks for it (data/ beside app.py)
+    bundled = ROOT / "data" / "tinyshakespeare.txt"
+    assert hub.read_file("tester/demo", "data/tinyshakespeare.txt", repo_type="space") == bundled.read_bytes()
+    assert f"and tinygpt/ ({len(package)} Python files: the training engine) and the Train tab's bundled text" in out
 
     requirements = [Requirement(line) for line in
                     hub.read_file("tester/demo", "requirements.txt", repo_type="space").decode().splitlines()]
@@ -357,6 +363,7 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     engine_needs = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate", "gradio",
                     "matplotlib", "tqdm")
     assert set(engine_needs) <= set(by_name) and "tinygpt" not in by_name  # tinygpt is the uploaded folder
+    assert by_name["gradio"].extras == {"oauth"}  # gr.LoginButton's dependencies, for the push with the Hub's sign-in
     from importlib.metadata import requires, version
 
     pyproject = {canonicalize_name(Requirement(line).name): Requirement(line).specifier
@@ -370,6 +377,7 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     assert card.data.app_file == "app.py"
     assert card.data.models == ["tester/tiny"]
     assert card.data.title == "demo"
+    assert card.data.hf_oauth is True and card.data.hf_oauth_scopes == ["write-repos"]  # the sign-in push works
     assert "hardware" in card.text.lower()
     assert api.space_info("tester/demo").sdk == "gradio"
     assert api.get_space_variables("tester/demo")["MODEL_ID"].value == "tester/tiny"

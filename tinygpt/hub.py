@@ -50,6 +50,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # followed by anything else they import.
 SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
                       "gradio", "matplotlib", "tqdm")
+# Extras a Space needs: gradio's OAuth ("Sign in with Hugging Face", so a visitor pushes their trained model with
+# their own token). The Space's README asks the Hub for it (`hf_oauth`, with the write-repos scope).
+SPACE_EXTRAS = {"gradio": ["oauth"]}
+SPACE_OAUTH_SCOPES = ["write-repos"]
+# The Train tab's default text, uploaded at the same path beside app.py (where app.py looks for it).
+BUNDLED_TEXT = "data/tinyshakespeare.txt"
 
 
 class HubError(OSError):
@@ -287,7 +293,8 @@ tinygpt's `tinygpt space`. `app.py` is tinygpt's demo app, unchanged: it loads t
 named by the Space variable `{{ variable }}` (now `{{ model_id }}`) with
 `AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)`, so pointing the Space at another tinygpt
 model is a matter of changing that variable in the Space's settings. The `tinygpt/` folder beside it is the
-tinygpt package, the training engine that the app's Train tab runs.
+tinygpt package: the demo's logic and the training engine that the app's Train tab runs, by default on
+`data/tinyshakespeare.txt`. A visitor who signs in with the Hub (`hf_oauth`) can push the model they trained.
 
 The same app runs locally:
 
@@ -316,10 +323,11 @@ def create_space(
 ) -> SpaceResult:
     """Create (or update) the Gradio Space `space_id` that runs tinygpt's app.py on the model repo `model_id`.
 
-    The Space gets app.py unchanged, the `tinygpt/` package (its .py files: the training engine behind the Train
-    tab), a requirements.txt (what app.py and the engine import, with tinygpt's version ranges), a README.md whose
-    YAML says `sdk: gradio`, `app_file: app.py`, a title and `models: [model_id]`, and the Space variable
-    MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a warning (push it next), not
+    The Space gets app.py unchanged, the `tinygpt/` package (its .py files: the demo's logic and the training
+    engine behind the Train tab), `data/tinyshakespeare.txt` (the Train tab's bundled text, where the checkout has
+    it), a requirements.txt (what app.py and the package import, with tinygpt's version ranges; `gradio[oauth]`), a
+    README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title, `models: [model_id]` and `hf_oauth: true`
+    (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a warning (push it next), not
     an error; a repo that is not a tinygpt model is refused (`NotATinyGPTModelError`). `app_file` defaults to the
     app.py of the tinygpt checkout.
     """
@@ -340,6 +348,10 @@ def create_space(
     notes = []
     if MODEL_ID_VARIABLE not in app_source:
         notes.append(f"{app} does not mention {MODEL_ID_VARIABLE}: the Space may not load {model_id}")
+    bundled_text = PACKAGE_DIR.parent / BUNDLED_TEXT
+    if not bundled_text.is_file():
+        notes.append(f"{bundled_text} is missing (tinygpt is not installed from a checkout): the Space's Train tab "
+                     "offers pasted and uploaded texts only")
 
     with hub_errors(f"looking up the model {model_id}", api.endpoint):
         if api.repo_exists(model_id):
@@ -358,6 +370,9 @@ def create_space(
         for name in package_files:
             (staging / "tinygpt" / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE_DIR / name, staging / "tinygpt" / name)
+        if bundled_text.is_file():
+            (staging / BUNDLED_TEXT).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundled_text, staging / BUNDLED_TEXT)
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         card.save(staging / CARD_NAME)
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
@@ -413,6 +428,8 @@ def space_card(space_id: str, model_id: str, endpoint: str):
         colorTo="gray",
         pinned=False,
         short_description=f"Character-level GPT demo: {model_id}"[:60],
+        hf_oauth=True,  # the Train tab's "Sign in with Hugging Face", to push a trained model with your own token
+        hf_oauth_scopes=SPACE_OAUTH_SCOPES,
     )
     return SpaceCard.from_template(card_data, template_str=SPACE_CARD_TEMPLATE, title=title, model_id=model_id,
                                    model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE)
@@ -445,7 +462,14 @@ def space_requirements(*sources: str) -> list[str]:
             dist = _canonical(dist)
             if dist not in names and dist != "tinygpt":
                 names.append(dist)
-    return [pinned.get(name, name) for name in names]
+    from packaging.requirements import Requirement
+
+    lines = []
+    for name in names:
+        requirement = Requirement(pinned.get(name, name))
+        requirement.extras = set(SPACE_EXTRAS.get(name, ()))
+        lines.append(str(requirement))
+    return lines
 
 
 def _all_imports(tree: ast.AST) -> set[str]:

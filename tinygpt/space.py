@@ -1,11 +1,11 @@
-"""`tinygpt space SPACE_ID --model REPO_ID`: a Gradio Space running app.py, with the tinygpt package beside it for
-the Train tab, on a pushed model (see tinygpt.hub)."""
+"""`tinygpt space SPACE_ID --model REPO_ID`: a Gradio Space running app.py, with the tinygpt package and the bundled
+tiny Shakespeare beside it for the Train tab, on a pushed model (see tinygpt.hub)."""
 
 from __future__ import annotations
 
 import sys
 
-from .hub import MODEL_ID_VARIABLE, create_space, quiet_hub_logging
+from .hub import BUNDLED_TEXT, MODEL_ID_VARIABLE, create_space, quiet_hub_logging
 
 
 def add_arguments(parser) -> None:
@@ -26,8 +26,9 @@ def run(args) -> int:
         print(f"warning: {message}", file=sys.stderr)
     top = [f for f in result.files if "/" not in f]
     package = [f for f in result.files if f.startswith("tinygpt/")]
+    text = " and the Train tab's bundled text" if BUNDLED_TEXT in result.files else ""
     print(f"Space {result.space_id} runs app.py on {result.model_id} (variable {MODEL_ID_VARIABLE}): "
-          f"{', '.join(top)}, and tinygpt/ ({len(package)} Python files: the training engine)")
+          f"{', '.join(top)}, and tinygpt/ ({len(package)} Python files: the training engine){text}")
     print(result.url)
     print("Its hardware is your choice, in the Space's settings on the Hub (CPU basic is enough for a tiny model).")
     return 0
