@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -312,6 +313,18 @@ def test_sampler_is_private_to_its_request():
         torch.rand(100)  # another request using the global RNG
         draws_b.append(int(b(None, logits.clone()).argmax()))
     assert draws_a == draws_b and len(set(draws_a)) > 5
+
+
+def test_compile_decodes_the_same_text(client, model_dir, tmp_path):
+    """`app.py --compile`: a static cache and a compiled decode step (tinygpt.generate.compile_decoding), compiled
+    at start with the time printed; greedy and seeded text is what the uncompiled server writes, past block_size too."""
+    requests = [dict(max_new_tokens=80, temperature=0), dict(max_new_tokens=60, seed=2024),
+                dict(prompt="", max_new_tokens=40, temperature=0.7, top_k=10, top_p=0.9, seed=3)]
+    expected = [generate(client, **r) for r in requests]
+    with AppServer(["--model", str(model_dir), "--compile"], tmp_path / "server.log", timeout=600) as compiled:
+        assert re.search(r"app\.py: compiled in [0-9.]+ s", compiled.log())
+        fast = Client(compiled.url, verbose=False)
+        assert [generate(fast, **r) for r in requests] == expected
 
 
 # ---------------------------------------------------------------------------- starting up: --model and MODEL_ID

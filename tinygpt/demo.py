@@ -343,6 +343,14 @@ class TinyGPTDemo:
         finally:
             emit(_DONE)
 
+    def compile(self) -> float:
+        """Decode with a static cache and a `torch.compile`d step from now on (what `tinygpt.generate.compile_decoding`
+        does), compiled now for the longest request; returns the seconds it took. Requests then share the compiled
+        step; each still gets its own cache."""
+        from .generate import compile_decoding
+
+        return compile_decoding(self.model, MAX_NEW_TOKENS)
+
     def warm_up(self) -> None:
         """One short generation and one look inside, so the first visitor does not pay for lazy imports."""
         input_ids = self.encode("")
