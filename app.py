@@ -45,8 +45,8 @@ from transformers.utils import logging as hf_logging
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
 from tinygpt.demo_training import (
-    DEFAULT_SIZE, MODEL_SIZES, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS, TRAIN_MIN_SECONDS,
-    TRAIN_SECONDS, MAX_TRAINED_MODELS, Sessions, Trainings, hub_login_available,
+    DEFAULT_SIZE, MAX_TRAINED_MODELS, MODEL_SIZES, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
+    TRAIN_MIN_SECONDS, TRAIN_SECONDS, Sessions, Trainings, hub_login_available,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -119,17 +119,9 @@ CSS = """
 def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int = TRAIN_CONCURRENCY) -> gr.Blocks:
     vocab = set(served.stoi)
     examples = [e for e in EXAMPLES if set(e[0]) <= vocab]
-    sessions = trainings.sessions
 
     def model_for(request: gr.Request | None) -> TinyGPTDemo:
-        """This session's trained model where it has one and chose it, else the served model."""
-        session = sessions.get(request)
-        if session is not None and session.use_trained:
-            if session.trained is not None:
-                return session.trained
-            gr.Warning("Your trained model was dropped (the server keeps only the most recent ones); "
-                       "using the served model.")
-        return served
+        return trainings.model_for(request, served)
 
     async def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request):
         stream = model_for(request).generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
@@ -291,7 +283,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
         push_btn.click(push, [repo_id, token], push_status, api_name="push", concurrency_id="push",
                        concurrency_limit=2)
         def forget(request: gr.Request):  # the tab closed (gradio noticed its heartbeat stop)
-            sessions.drop(request.session_hash)
+            trainings.sessions.drop(request.session_hash)
 
         demo.unload(forget)
     return demo
@@ -342,10 +334,10 @@ def main(argv=None) -> int:
         return 2
     model_id = args.model or os.environ.get("MODEL_ID") or str(DEFAULT_MODEL)
     hf_logging.disable_progress_bar()
+    bundled = Path(model_id).expanduser() == DEFAULT_MODEL
+    hint = "the bundled checkpoint is missing: pass --model or set MODEL_ID" if bundled else ""
     try:
-        bundled = Path(model_id).expanduser() == DEFAULT_MODEL
-        loaded = load_model(model_id, missing_hint="the bundled checkpoint is missing: pass --model or set MODEL_ID"
-                            if bundled else "")
+        loaded = load_model(model_id, missing_hint=hint)
     except ModelError as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 1

@@ -6,8 +6,8 @@ from a training's progress (loss curve, progress line, samples).
     # the page: prepare(...) then train_page(request); the API: train_api(text, ...); stop, download, push
 
 Every browser tab (gradio session) trains its own model; when it ends, that session's Generate and See inside use
-it (app.py asks `Sessions` which model a request gets). The engine (which needs accelerate) is imported only when
-a training starts, so serving never needs it; gradio is needed, so `import tinygpt` never imports this module.
+it (`Trainings.model_for`). The engine (which needs accelerate) is imported only when a training starts, so
+serving never needs it; gradio is needed, so `import tinygpt` never imports this module.
 """
 
 from __future__ import annotations
@@ -614,6 +614,17 @@ class Trainings:
         return f"Pushed to [{result.repo_id}]({result.tree_url}) (commit {result.commit[:8]})."
 
     # -- the model choice
+
+    def model_for(self, request: gr.Request | None, served: TinyGPTDemo) -> TinyGPTDemo:
+        """The model Generate and See inside use for this request: the session's trained model where it has one and
+        chose it, else the served model."""
+        session = self.sessions.get(request)
+        if session is not None and session.use_trained:
+            if session.trained is not None:
+                return session.trained
+            gr.Warning("Your trained model was dropped (the server keeps only the most recent ones); "
+                       "using the served model.")
+        return served
 
     def choose(self, choice: str, request: gr.Request, served: TinyGPTDemo):
         session = self.sessions.get(request)
