@@ -9,10 +9,11 @@ from `ModelCardData`, with a `model-index` entry for the validation loss, never 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .common import code_fence
 
 TRAINER_STATE_NAME = "trainer_state.json"
 LOSS_PLOT_NAME = "loss.png"
@@ -216,8 +217,7 @@ def _spread(records: list, n: int) -> list:
 
 def fenced(text: str) -> str:
     """`text` as a markdown code block whose fence is longer than any run of backticks inside it."""
-    runs = re.findall(r"`+", text)
-    fence = "`" * max(3, 1 + max(map(len, runs), default=0))
+    fence = code_fence(text)
     body = text.strip("\n")
     return f"{fence}text\n{body}\n{fence}"
 

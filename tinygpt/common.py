@@ -23,6 +23,11 @@ def one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def code_fence(text: str) -> str:
+    """A markdown code fence for `text`: three backticks, or more than the longest run of backticks inside it."""
+    return "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)), default=0))
+
+
 def is_local_path(name: str) -> bool:
     """Whether `name` means a folder on this machine rather than a Hub repo id.
 
@@ -64,4 +69,4 @@ class CharStreamer(BaseStreamer):
             self.on_end()
 
 
-__all__ = ["CharStreamer", "is_local_path", "one_line"]
+__all__ = ["CharStreamer", "code_fence", "is_local_path", "one_line"]

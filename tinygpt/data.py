@@ -35,7 +35,7 @@ class EncodedCorpus:
 
     def split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(train, val): the first 90 % and the last 10 % of the ids, as tensors sharing this memory."""
-        n = int(TRAIN_FRACTION * len(self.ids))
+        n = split_index(len(self.ids))
         data = torch.from_numpy(self.ids)
         return data[:n], data[n:]
 
@@ -98,6 +98,16 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
+def split_index(length: int) -> int:
+    """Where the seed's split cuts a text of `length` characters: the first 90 % train, the rest validate."""
+    return int(TRAIN_FRACTION * length)
+
+
+def shortest_text(block_size: int) -> int:
+    """The length to suggest for a text too short for `block_size`: each part must hold block_size + 1."""
+    return int((block_size + 1) / (1 - TRAIN_FRACTION)) + 1
+
+
 def check_split_lengths(train: torch.Tensor, val: torch.Tensor, block_size: int, path) -> None:
     """Each split must hold at least one (x, y) pair: block_size + 1 characters."""
     need = block_size + 1
@@ -108,7 +118,7 @@ def check_split_lengths(train: torch.Tensor, val: torch.Tensor, block_size: int,
             raise CorpusError(
                 f"{path}: too short for --block-size {block_size}: the {name} part has {len(data)} characters "
                 f"but needs at least {need} (block_size + 1). The {kind} has {total} characters; give a text of "
-                f"at least {int(need / (1 - TRAIN_FRACTION)) + 1} or a smaller --block-size"
+                f"at least {shortest_text(block_size)} or a smaller --block-size"
             )
 
 

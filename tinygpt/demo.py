@@ -38,7 +38,7 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
-from .common import CharStreamer, is_local_path, one_line
+from .common import CharStreamer, code_fence, is_local_path, one_line
 from .tokenization import describe_unknown_characters
 
 MAX_NEW_TOKENS = 1000  # server-side cap on characters per request (the slider's maximum)
@@ -390,7 +390,7 @@ class TinyGPTDemo:
             where = f"The prompt has {len(prompt)} characters; the model sees only the last {len(chars)}"
         else:
             where = f"The model sees all {len(chars)} characters of the prompt"
-        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", seen)), default=0))
+        fence = code_fence(seen)
         return f"{where} (block_size = {self.block_size}):\n\n{fence}text\n{seen}\n{fence}"
 
     def facts_markdown(self) -> str:

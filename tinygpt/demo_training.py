@@ -6,8 +6,8 @@ from a training's progress (loss curve, progress line, samples).
     # the page: prepare(...) then train_page(request); the API: train_api(text, ...); stop, download, push
 
 Every browser tab (gradio session) trains its own model; when it ends, that session's Generate and See inside use
-it (`Trainings.model_for`). The engine (which needs accelerate) is imported only when a training starts, so
-serving never needs it; gradio is needed, so `import tinygpt` never imports this module.
+it (`Trainings.model_for`). accelerate, which the engine's Trainer needs, is imported only when a training starts,
+so serving never needs it; gradio is needed, so `import tinygpt` never imports this module.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import one_line
+from .common import code_fence, one_line
+from .corpus import CorpusError, read_corpus
+from .data import shortest_text, split_index
 from .demo import BadInput, ModelError, TinyGPTDemo, load_model
+from .engine import Trainer, TrainerCallback  # accelerate, which a Trainer needs, is imported when one starts
+from .settings import TrainingError, TrainingSettings
 
 _DONE = object()  # the end of a training's event stream
 
@@ -169,21 +173,17 @@ def check_text(text: str, name: str) -> str:
 
 def check_length(text: str, name: str, block_size: int) -> None:
     """Both parts of the seed's split (first 90 % to train on, last 10 % to measure) need a whole context."""
-    from tinygpt.data import TRAIN_FRACTION
-
     need = block_size + 1
     n = len(text)
-    if min(int(TRAIN_FRACTION * n), n - int(TRAIN_FRACTION * n)) < need:
-        shortest = int(need / (1 - TRAIN_FRACTION)) + 1
+    if min(split_index(n), n - split_index(n)) < need:
         raise BadInput(f"Too short to train on: {name} has {n:,} characters, and a context of {block_size} needs at "
-                       f"least {shortest:,}. The last 10 % is held out to measure the loss and must hold {need} "
-                       "characters (context + 1). Give a longer text, or pick a model with a shorter context.")
+                       f"least {shortest_text(block_size):,}. The last 10 % is held out to measure the loss and must "
+                       f"hold {need} characters (context + 1). Give a longer text, or pick a model with a shorter "
+                       "context.")
 
 
 def read_upload(path: str | os.PathLike) -> tuple[str, str]:
     """(text, file name) of an uploaded .txt, or a BadInput that says what is wrong with it."""
-    from tinygpt.corpus import CorpusError, read_corpus
-
     path = Path(path)
     name = path.name
     size = path.stat().st_size
@@ -209,16 +209,6 @@ def check_seconds(seconds, cap: float) -> float:
         raise BadInput(f"The time budget must be between {TRAIN_MIN_SECONDS} and {cap:g} seconds (this server's "
                        f"cap), got {seconds:g}")
     return seconds
-
-
-def _engine():
-    """tinygpt's training engine, imported on first use (it needs accelerate; serving does not)."""
-    try:
-        from tinygpt.engine import Trainer, TrainerCallback
-        from tinygpt.settings import TrainingError, TrainingSettings
-    except ImportError as err:
-        raise BadInput(f"Training is not available on this server: {one_line(err)} (pip install tinygpt)") from None
-    return Trainer, TrainerCallback, TrainingSettings, TrainingError
 
 
 @dataclass
@@ -303,7 +293,6 @@ class TrainingJob:
 
     def _work(self, emit) -> None:
         try:
-            Trainer, TrainerCallback, TrainingSettings, TrainingError = _engine()
             n_layer, n_head, n_embd, block_size = self.dims
             overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                              max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
@@ -315,7 +304,7 @@ class TrainingJob:
                 settings = TrainingSettings.from_preset("cpu", **overrides)
             except (TrainingError, ValueError) as err:
                 raise BadInput(f"These settings cannot train: {one_line(err)}") from None
-            bridge = _bridge(TrainerCallback)(emit)
+            bridge = Bridge(emit)
             check_length(self.text, self.progress.text_name, block_size)
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
@@ -323,6 +312,9 @@ class TrainingJob:
                                   data_name=_slug(self.progress.text_name), run_name=self.folder.name)
             except (TrainingError, ValueError) as err:  # empty text, shorter than the context, ...
                 raise BadInput(f"Cannot train on {self.progress.text_name}: {one_line(err)}") from None
+            except ImportError as err:  # accelerate is missing: serving works, training does not
+                raise BadInput(f"Training is not available on this server: {one_line(err)} (pip install tinygpt)") \
+                    from None
             self.text = None  # the trainer holds what it needs
             self.trainer = trainer
             if self._stop.is_set():
@@ -376,31 +368,28 @@ def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
     return int(min(300, max(25, 300 / cost // 25 * 25)))
 
 
-def _bridge(TrainerCallback):
-    """A TrainerCallback that hands the engine's events to `emit`: every evaluation, and the running train loss
-    about once a second (the mean over the steps since the last point)."""
+class Bridge(TrainerCallback):
+    """Hands the engine's events to `emit`: every evaluation, and the running train loss about once a second (the
+    mean over the steps since the last point)."""
 
-    class Bridge(TrainerCallback):
-        def __init__(self, emit):
-            self.emit = emit
-            self.losses: list[float] = []
-            self.last = time.monotonic()
+    def __init__(self, emit):
+        self.emit = emit
+        self.losses: list[float] = []
+        self.last = time.monotonic()
 
-        def on_train_begin(self, trainer):
-            self.emit(("begin", trainer.step, trainer.settings.max_iters, trainer.n_params))
-            self.last = time.monotonic()
+    def on_train_begin(self, trainer):
+        self.emit(("begin", trainer.step, trainer.settings.max_iters, trainer.n_params))
+        self.last = time.monotonic()
 
-        def on_step_end(self, trainer, step, loss, lr):
-            self.losses.append(loss.item())
-            now = time.monotonic()
-            if now - self.last >= TRAIN_UPDATE_INTERVAL:
-                self.emit(("step", step, sum(self.losses) / len(self.losses), trainer.elapsed()))
-                self.losses, self.last = [], now
+    def on_step_end(self, trainer, step, loss, lr):
+        self.losses.append(loss.item())
+        now = time.monotonic()
+        if now - self.last >= TRAIN_UPDATE_INTERVAL:
+            self.emit(("step", step, sum(self.losses) / len(self.losses), trainer.elapsed()))
+            self.losses, self.last = [], now
 
-        def on_evaluate(self, trainer, record):
-            self.emit(("eval", record))
-
-    return Bridge
+    def on_evaluate(self, trainer, record):
+        self.emit(("eval", record))
 
 
 class Trainings:
@@ -691,7 +680,7 @@ def samples_markdown(p: TrainProgress) -> str:
     blocks = []
     for e in reversed(p.evaluations):
         sample = e.get("sample") or ""
-        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", sample)), default=0))
+        fence = code_fence(sample)
         blocks.append(f"**step {e['step']:,} · val {e['val_loss']:.3f}**\n\n{fence}text\n{sample}\n{fence}")
     return "\n\n".join(blocks)
 
