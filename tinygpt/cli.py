@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from .common import quiet_libraries
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
@@ -27,12 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Library chatter (progress bars for loading a 1 MB file) would drown the text we stream.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_libraries()  # progress bars for loading a 1 MB file would drown the text we stream
     args = build_parser().parse_args(argv)
     try:
         return importlib.import_module(args.module).run(args)

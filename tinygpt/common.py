@@ -6,6 +6,7 @@ beside it (a Space made by `tinygpt space` uploads the folder with app.py), inst
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,15 @@ def one_line(err: BaseException) -> str:
     """The first line of an exception's message (or its type's name): what a user is shown, without a traceback."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def quiet_libraries() -> None:
+    """No progress bars or advice from transformers and huggingface_hub: a command's output is its own lines."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def code_fence(text: str) -> str:
@@ -69,4 +79,4 @@ class CharStreamer(BaseStreamer):
             self.on_end()
 
 
-__all__ = ["CharStreamer", "code_fence", "is_local_path", "one_line"]
+__all__ = ["CharStreamer", "code_fence", "is_local_path", "one_line", "quiet_libraries"]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import load_training_state
-from .common import one_line
+from .common import one_line, quiet_libraries
 from .engine import Trainer, TrainerCallback
 from .publish import HubPusher, ModelCardWriter
 from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name
@@ -211,12 +211,3 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
 def default_data_path() -> Path:
     """data/tinyshakespeare.txt of the current folder, else of the repository tinygpt was installed from."""
     return DEFAULT_DATA if DEFAULT_DATA.exists() else REPO_ROOT / DEFAULT_DATA
-
-
-def quiet_libraries() -> None:
-    """No progress bars or advice from the libraries: CI logs show only the run's own lines."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
