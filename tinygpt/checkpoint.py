@@ -1,4 +1,5 @@
 """Checkpoints of a training run: the whole output folder replaced file by file, atomically, and the resume state.
+(`replace_folder` swaps a whole folder at once instead, for `tinygpt convert-seed --overwrite`.)
 
 The output folder is always a loadable `save_pretrained` folder. A checkpoint is first written in full to a
 staging folder inside it (`.tmp-checkpoint/`, same filesystem), every file flushed to disk, and only then moved
@@ -18,6 +19,8 @@ import errno
 import json
 import os
 import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,16 +56,8 @@ def write_checkpoint(out_dir: Path, write_files: Callable[[Path], None]) -> list
     if staging.exists():  # left by a run that was killed while saving
         shutil.rmtree(staging)
     staging.mkdir()
-    try:
-        write_files(staging)
-        names = sorted(p.name for p in staging.iterdir())
-        mode = 0o666 & ~_umask()  # some writers (safetensors) create 0600 files; give all the usual mode
-        for name in names:
-            os.chmod(staging / name, mode)
-            fsync_file(staging / name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    stage_files(staging, write_files)
+    names = sorted(p.name for p in staging.iterdir())
     ordered = [n for n in names if n not in LAST] + [n for n in LAST if n in names]
     for name in ordered:
         os.replace(staging / name, out_dir / name)
@@ -71,10 +66,72 @@ def write_checkpoint(out_dir: Path, write_files: Callable[[Path], None]) -> list
     return ordered
 
 
+def stage_files(staging: Path, write_files: Callable[[Path], None], whole_folder: bool = False) -> None:
+    """Let `write_files(staging)` write into `staging`, give every file the usual permissions (some writers, such
+    as safetensors, create 0600 files) and flush it to disk; `whole_folder`: the folder itself too, as it will
+    take another folder's place. On any error `staging` is removed and the error propagates."""
+    try:
+        write_files(staging)
+        umask = _umask()
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                os.chmod(path, 0o666 & ~umask)
+                fsync_file(path)
+        if whole_folder:
+            os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a folder train.py makes has the usual mode
+            fsync_dir(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def replace_folder(out_dir: Path, write_files: Callable[[Path], None]) -> None:
+    """Let `write_files(staging)` fill a new folder, then put it at `out_dir` in one step.
+
+    The staging folder is a hidden sibling (same filesystem), its files written in full, given the usual
+    permissions and flushed to disk (`stage_files`, as train.py's checkpoints); only then does
+    it take `out_dir`'s place: an atomic exchange of the two folders where the system has one (Linux), else two
+    renames (a crash between them leaves both folders, under hidden names, and nothing half-written). On an
+    error while writing, the staging folder is removed and `out_dir` is exactly as before.
+    """
+    parent = out_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    stage_files(staging, write_files, whole_folder=True)
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+    elif _exchange(staging, out_dir):
+        shutil.rmtree(staging)  # now the old folder
+    else:
+        old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
+        os.rename(out_dir, old)
+        os.rename(staging, out_dir)
+        shutil.rmtree(old)
+    fsync_dir(parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where that is not available."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def fsync_file(path: Path) -> None:

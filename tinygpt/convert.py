@@ -10,20 +10,14 @@ them into one `qkv` matrix (see `MultiHeadAttention`). Every size is read off th
 from __future__ import annotations
 
 import codecs
-import errno
-import os
 import pickle
 import re
-import shutil
-import sys
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .checkpoint import _umask, fsync_dir, fsync_file
+from .checkpoint import replace_folder
 from .common import one_line
 from .configuration_tinygpt import TinyGPTConfig
 from .corpus import read_corpus
@@ -196,7 +190,7 @@ def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_emb
                  overwrite: bool = False):
     """Write a tinygpt folder (model + tokenizer) for a seed checkpoint and the corpus it was trained on.
 
-    A non-empty `out_dir` is refused unless `overwrite`; then the whole folder is replaced (see `replace_folder`),
+    A non-empty `out_dir` is refused unless `overwrite`; then the whole folder is replaced (`checkpoint.replace_folder`),
     so nothing of the model that was there before (its card, trainer_state.json, resume state) survives.
     """
     out_dir = Path(out_dir)
@@ -249,60 +243,6 @@ def check_out_dir(out_dir: Path, overwrite: bool, inputs=()) -> None:
             what = "the working directory" if inside == Path.cwd() else f"the input {inside}"
             raise SeedConversionError(f"--out {out_dir} holds {what}, which --overwrite would delete; "
                                       "choose another folder")
-
-
-def replace_folder(out_dir: Path, write_files: Callable[[Path], None]) -> None:
-    """Let `write_files(staging)` fill a new folder, then put it at `out_dir` in one step.
-
-    The staging folder is a hidden sibling (same filesystem), its files written in full, given the usual
-    permissions (as train.py's checkpoints: safetensors creates 0600 files) and flushed to disk; only then does
-    it take `out_dir`'s place: an atomic exchange of the two folders where the system has one (Linux), else two
-    renames (a crash between them leaves both folders, under hidden names, and nothing half-written). On an
-    error while writing, the staging folder is removed and `out_dir` is exactly as before.
-    """
-    parent = out_dir.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    try:
-        write_files(staging)
-        umask = _umask()
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                os.chmod(path, 0o666 & ~umask)
-                fsync_file(path)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a folder train.py makes has the usual mode
-        fsync_dir(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not out_dir.exists():
-        os.rename(staging, out_dir)
-    elif _exchange(staging, out_dir):
-        shutil.rmtree(staging)  # now the old folder
-    else:
-        old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
-        os.rename(out_dir, old)
-        os.rename(staging, out_dir)
-        shutil.rmtree(old)
-    fsync_dir(parent)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where that is not available."""
-    if sys.platform != "linux":
-        return False
-    import ctypes
-
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:  # a C library older than glibc 2.28
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
-        return False
-    raise OSError(code, os.strerror(code), str(b))
 
 
 def add_arguments(parser) -> None:
