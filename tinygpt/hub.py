@@ -327,9 +327,9 @@ def create_space(
     engine behind the Train tab), `data/tinyshakespeare.txt` (the Train tab's bundled text, where the checkout has
     it), a requirements.txt (what app.py and the package import, with tinygpt's version ranges; `gradio[oauth]`), a
     README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title, `models: [model_id]` and `hf_oauth: true`
-    (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model id that the Hub does not know is a warning (push it next), not
-    an error; a repo that is not a tinygpt model is refused (`NotATinyGPTModelError`). `app_file` defaults to the
-    app.py of the tinygpt checkout.
+    (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model
+    id that the Hub does not know is a warning (push it next), not an error; a repo that is not a tinygpt model is
+    refused (`NotATinyGPTModelError`). `app_file` defaults to the app.py of the tinygpt checkout.
     """
     check_repo_id(space_id, "Space id")
     try:
