@@ -11,6 +11,7 @@ events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import threading
@@ -23,7 +24,10 @@ from .checkpoint import (
     TRAINING_STATE_NAME, CheckpointError, capture_rng, describe_save_error, prepare_out_dir, remove_old_model,
     restore_rng, save_training_state, write_checkpoint,
 )
-from .data import check_split_lengths, encode_corpus, encode_text, get_batch
+from . import data as data_module
+from .configuration_tinygpt import TinyGPTConfig
+from .corpus import iter_corpus
+from .data import PREPARED_DIR, check_split_lengths, encode_corpus, encode_text, file_source, get_batch, prepare_ids
 from .device import resolve_device
 from .settings import DTYPES, TrainingError, TrainingSettings
 
@@ -46,15 +50,18 @@ class Trainer:
     raises TrainingError/ValueError here. `resume_state` (`checkpoint.load_training_state`) continues a saved
     run exactly; `overwrite` replaces a model already in `out_dir` (at the first save). `run_name` is how the
     card's load snippet and the reproduce command name the model (default: `out_dir`); a server that trains into a
-    temporary folder names the run after what the user downloads instead."""
+    temporary folder names the run after what the user downloads instead. `init_from` (a model folder or Hub
+    repo id, the same as the init_from setting) fine-tunes that model: its dimensions replace the settings'."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
-                 sample_length=SAMPLE_LENGTH, run_name=None):
+                 sample_length=SAMPLE_LENGTH, run_name=None, init_from=None):
         from .publish import ModelCardWriter
 
-        if (text is None) == (data_path is None):
-            raise TrainingError("give the training text either as text= or as data_path=, not both or neither")
+        if init_from is not None:
+            settings = dataclasses.replace(settings, init_from=str(init_from))
+        if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
+            raise TrainingError("give the training text as one of text=, data_path= or the dataset setting")
         self.settings = s = settings
         self.out_dir = Path(out_dir)
         self.run_name = str(run_name) if run_name else str(self.out_dir)
@@ -75,6 +82,10 @@ class Trainer:
                                              dynamo_backend="inductor" if s.compile else "no")
         self.device, self.rank, self.world, self.is_main = acc.device, acc.process_index, acc.num_processes, \
             acc.is_main_process
+        if s.report_targets():  # --report-to: trackers subscribe like any callback (a missing extra fails here)
+            from .tracking import reporting_callbacks
+
+            self.callbacks += reporting_callbacks(s.report_targets())
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
         try:
             self._build(text, data_path, data_name, resume_state)
@@ -90,17 +101,28 @@ class Trainer:
         s = self.settings
         if s.threads:
             torch.set_num_threads(s.threads)
+        # A fine-tune starts from a model (its dims, weights and vocabulary first); a resumed one from its state.
+        base_model, base_chars = None, ()
+        if resume_state is not None:
+            base_chars = resume_state["chars"][: resume_state["data"].get("base_vocab_size", 0)]
+        elif s.init_from:
+            from .finetune import load_base
+
+            base_model, base_chars = load_base(s.init_from)
+            self.settings = s = s.with_model_dims(base_model.config)
         # Data: ids of the whole text, the seed's 90/10 split; the vocabulary is every character of the text.
-        corpus = encode_corpus(data_path) if text is None else encode_text(text, data_name or "the text")
+        corpus = self._read_corpus(text, data_path, data_name, base_chars)
         self.train_data, self.val_data = corpus.split()
         check_split_lengths(self.train_data, self.val_data, s.block_size, corpus.path)
         self.chars = corpus.chars
         self.data_path = Path(data_path).resolve() if data_path is not None else None
         self.data_info = {
-            "name": Path(data_path).name if data_path is not None else data_name or "text",
+            "name": Path(data_path).name if data_path is not None else s.dataset or data_name or "text",
             "path": data_name or str(data_path) if data_path is not None else None,
             "characters": len(corpus), "vocab_size": len(self.chars),
         }
+        if base_chars:  # a fine-tune's vocabulary starts with the base model's characters
+            self.data_info["base_vocab_size"] = len(base_chars)
         if resume_state is not None and resume_state["chars"] != "".join(self.chars):
             raise TrainingError(
                 f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
@@ -109,7 +131,11 @@ class Trainer:
             )
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
-        self.model = TinyGPTForCausalLM(s.model_config(vocab_size=len(self.chars)))
+        self.model = TinyGPTForCausalLM(self._model_config(base_model, resume_state))
+        if base_model is not None:
+            from .finetune import copy_base_weights
+
+            copy_base_weights(base_model, self.model)
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
         self.n_params = sum(p.numel() for p in self.model.parameters())
@@ -126,6 +152,37 @@ class Trainer:
         self.resumed, self.resume_note = resume_state is not None, None
         if resume_state is not None:
             self._restore(resume_state)
+
+    def _read_corpus(self, text, data_path, data_name, base_chars):
+        """The text as ids: in memory, or memory-mapped from an id file prepared once beside the run (a dataset,
+        or a --data file of MEMMAP_MIN_BYTES or more); the main process prepares it, the others then reuse it."""
+        s = self.settings
+        if text is not None:
+            return encode_text(text, data_name or "the text", base_chars=base_chars)
+        folder = self.out_dir / PREPARED_DIR
+        if s.dataset:
+            from .datasets_source import dataset_corpus
+
+            with self.accelerator.main_process_first():
+                return dataset_corpus(s.dataset, s.dataset_config, s.dataset_split, s.text_column, folder, base_chars)
+        path = Path(data_path)
+        if path.is_file() and path.stat().st_size >= data_module.MEMMAP_MIN_BYTES:
+            with self.accelerator.main_process_first():
+                return prepare_ids(lambda: iter_corpus(path), folder, file_source(path), path, base_chars)
+        return encode_corpus(path, base_chars=base_chars)
+
+    def _model_config(self, base_model, resume_state):
+        """A new model's config from the settings; a fine-tune's from its base (grown vocabulary, this dropout)."""
+        s = self.settings
+        if base_model is None and resume_state is not None and resume_state.get("model_config"):
+            base = TinyGPTConfig.from_dict(json.loads(resume_state["model_config"]))  # a resumed fine-tune
+        elif base_model is not None:
+            base = base_model.config
+        else:
+            return s.model_config(vocab_size=len(self.chars))
+        from .finetune import grown_config
+
+        return grown_config(base, len(self.chars), s.dropout)
 
     def _restore(self, state):
         self.optimizer.load_state_dict(state["optimizer"])
@@ -310,7 +367,9 @@ class Trainer:
         save_training_state(staging / TRAINING_STATE_NAME, {
             "step": step, "settings": self.settings.to_dict(),
             "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
-            "chars": "".join(self.chars), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "chars": "".join(self.chars),
+            "model_config": self.model.config.to_json_string() if self.settings.init_from else None,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": rng, "log_history": self.log_history, "best_val_loss": self.best_val_loss,
             "elapsed_s": self.elapsed(), "num_processes": self.world,

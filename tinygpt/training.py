@@ -60,6 +60,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
                     + ", ".join(f"{k} {v}" for k, v in TrainingSettings.PRESETS["cpu"].items()))
     groups = {title: p.add_argument_group(title) for title in (
         "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime")}
+    groups["data and output"] = io  # --init-from, --dataset and its options are settings
     TrainingSettings.add_arguments(p, groups)
     h = p.add_argument_group("Hugging Face Hub")
     h.add_argument("--push-to-hub", metavar="REPO_ID", help="push the folder to this Hub repo when training ends")
@@ -80,7 +81,11 @@ class Console(TrainerCallback):
         s, info = trainer.settings, trainer.data_info
         if trainer.resume_note:
             print(trainer.resume_note, flush=True)
-        print(f"training {trainer.n_params:,} parameters on {info['path']} ({info['characters']:,} characters, "
+        if s.init_from:
+            print(f"fine-tuning {s.init_from}" + (f" ({info['vocab_size'] - info['base_vocab_size']} new "
+                  "character(s) added to its vocabulary)" if info["vocab_size"] > info["base_vocab_size"] else ""),
+                  flush=True)
+        print(f"training {trainer.n_params:,} parameters on {info['path'] or info['name']} ({info['characters']:,} characters, "
               f"{info['vocab_size']} distinct): {trainer.world} process(es) x batch {s.batch_size} x {s.block_size} "
               f"characters per step, steps {trainer.step} -> {s.max_iters}, device {trainer.device.type}", flush=True)
         if sys.stdout.isatty():
@@ -184,8 +189,19 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
         if not out_dir.is_dir():
             raise TrainingError(f"--resume: {out_dir} does not exist; there is no run to continue")
         state = load_training_state(out_dir)
+    if state and given.get("init_from") not in (None, state["settings"].get("init_from")):
+        raise TrainingError(f"--resume: {out_dir} was started from {state['settings'].get('init_from') or 'scratch'}, "
+                            f"not --init-from {given['init_from']}; leave --init-from out to continue it")
+    if given.get("init_from") and not state:  # a fine-tune has the dimensions of the model it starts from
+        from .finetune import base_config, conflicting_dims
+
+        config = base_config(given["init_from"])
+        conflicting_dims(given, config, given["init_from"])
+        given = dict(given, **{k: getattr(config, k) for k in MODEL_DIMS})
     settings = TrainingSettings.resolve({k: v for k, v in given.items() if k not in RUN_OPTIONS},
                                         saved=state["settings"] if state else None)
+    if "data" in given and settings.dataset:
+        raise TrainingError("give the text either with --data FILE or with --dataset NAME, not both")
     if state:
         saved = state["settings"]
         changed = [f"{flag_name(k)} {given[k]} (saved: {saved[k]})" for k in MODEL_DIMS
@@ -195,15 +211,17 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
                 f"--resume: {out_dir} holds a model of different dimensions than asked: {', '.join(changed)}. "
                 "Resume with the saved dimensions, or start a new model with --overwrite or another --out-dir"
             )
-        if "data" not in given and not state["data_path"]:
+        if "data" not in given and not state["data_path"] and not settings.dataset:
             raise TrainingError(f"--resume: {out_dir} was trained on a text given in memory; pass it with --data")
     if given.get("push_every_eval") and not given.get("push_to_hub"):
         raise TrainingError("--push-every-eval needs --push-to-hub REPO_ID")
-    if "data" in given:
+    if settings.dataset:
+        data_path = None
+    elif "data" in given:
         data_path = Path(given["data"])
     else:
         data_path = Path(state["data_path"]) if state else default_data_path()
-    display = given.get("data") or (state["data"]["path"] if state else str(data_path))
+    display = given.get("data") or (state["data"]["path"] if state else str(data_path)) if data_path else None
     return Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
                    overwrite=given.get("overwrite", False), data_name=display, start_time=start_time)
 
