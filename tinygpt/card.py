@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .common import code_fence
+from .common import code_fence, is_local_path
 
 TRAINER_STATE_NAME = "trainer_state.json"
 LOSS_PLOT_NAME = "loss.png"
@@ -154,6 +154,11 @@ def build_model_card(
     )
     if data_name:
         card_data.training_data = data_name  # free-form: a local text file is not a Hub dataset id
+    args = state.get("training_args") or {}
+    if args.get("init_from") and not is_local_path(args["init_from"]):
+        card_data.base_model = args["init_from"]  # the Hub links a fine-tune to the model it started from
+    if args.get("dataset") and not is_local_path(args["dataset"]):
+        card_data.datasets = [args["dataset"]]
     if best is not None:
         card_data.val_loss = round(float(best), 4)  # a flat key that readers such as app.py use
         dataset_id, dataset_name = KNOWN_DATASETS.get((data_name, data.get("characters")), (data_name, data_name))
@@ -197,6 +202,11 @@ def _training_summary(state: dict, log: list[dict], data: dict) -> str:
         if data.get("characters"):
             summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
     summary += "."
+    base = (state.get("training_args") or {}).get("init_from")
+    if base:
+        added = data.get("vocab_size", 0) - data.get("base_vocab_size", data.get("vocab_size", 0))
+        summary += (f" Fine-tuned from **{base}** (its weights, dimensions and vocabulary"
+                    + (f", plus {added} new character(s)" if added > 0 else "") + ").")
     last = log[-1] if log else {}
     if state.get("best_val_loss") is not None:
         summary += f" Best validation loss: **{state['best_val_loss']:.4f}**"

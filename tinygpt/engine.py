@@ -61,7 +61,8 @@ class Trainer:
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
         if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
-            raise TrainingError("give the training text as one of text=, data_path= or the dataset setting")
+            raise TrainingError("give the training text either as text= or as data_path= (or the dataset setting), "
+                                "not several or none")
         self.settings = s = settings
         self.out_dir = Path(out_dir)
         self.run_name = str(run_name) if run_name else str(self.out_dir)
