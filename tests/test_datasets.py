@@ -81,7 +81,7 @@ def test_bad_datasets_are_one_line(tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "run")
     cases = [
         (["--dataset", str(path), "--text-column", "body"], "no column 'body'; it has 'text', 'n'"),
-        (["--dataset", str(path), "--text-column", "n"], "holds int values, not text"),
+        (["--dataset", str(path), "--text-column", "n"], "holds int64 values, not text"),
         (["--dataset", str(path), "--data", str(path)], "not both"),
         (["--dataset-config", "x"], "--dataset-config needs --dataset"),
         (["--dataset", str(tmp_path / "nothing")], "Couldn't find any data file"),

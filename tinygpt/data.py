@@ -108,14 +108,18 @@ def _scan(pieces, base_chars: Sequence[str], path) -> tuple[int, list[str], np.n
     return n, [chr(c) for c in alphabet], lookup
 
 
-def _fill(pieces, lookup: np.ndarray, ids: np.ndarray, path) -> None:
-    """The second pass: every character's id into `ids` (an array or a memmap of exactly the text's length)."""
-    filled, n = 0, len(ids)
+def _fill(pieces, lookup: np.ndarray, ids: np.ndarray | None, path, n: int | None = None, out=None) -> None:
+    """The second pass: every character's id into `ids` (an array of exactly the text's length), or appended to
+    the binary file `out` (n ids in all; written in order, so the file's pages never sit in this process)."""
+    filled, n = 0, len(ids) if ids is not None else n
     for text in pieces():
         codes = _code_points(text)
         if filled + len(codes) > n:
             break
-        ids[filled : filled + len(codes)] = lookup[codes]
+        if out is not None:
+            out.write(lookup[codes].tobytes())
+        else:
+            ids[filled : filled + len(codes)] = lookup[codes]
         filled += len(codes)
     if filled != n:
         raise CorpusError(f"{path}: the {'file' if isinstance(path, Path) else 'text'} changed while it was being read; "
@@ -139,10 +143,8 @@ def prepare_ids(pieces: Callable[[], Iterable[str]], folder: Path, source: dict,
     folder.mkdir(parents=True, exist_ok=True)
     n, chars, lookup = _scan(pieces, base_chars, name)
     partial = folder / (IDS_NAME + ".tmp")
-    ids = np.memmap(partial, dtype=lookup.dtype, mode="w+", shape=(n,))
-    _fill(pieces, lookup, ids, name)
-    ids.flush()
-    del ids
+    with partial.open("wb") as out:
+        _fill(pieces, lookup, None, name, n=n, out=out)
     os.replace(partial, folder / IDS_NAME)
     meta = {"source": source, "chars": "".join(chars), "length": n, "dtype": lookup.dtype.name}
     (folder / (IDS_META_NAME + ".tmp")).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
