@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from huggingface_hub import ModelCard, constants
 from safetensors.torch import load_file
@@ -79,7 +78,8 @@ def test_train_py_refuses_other_dims_and_resumes_exactly(tmp_path, model_dir, ca
 def test_from_a_hub_repo_the_card_names_its_base_model(tmp_path, model_dir, hub_server, monkeypatch):
     url = hub_server.url
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    for name, value in {"ENDPOINT": url, "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+    template = url + "/{repo_id}/resolve/{revision}/{filename}"
+    for name, value in {"ENDPOINT": url, "HUGGINGFACE_CO_URL_TEMPLATE": template,
                         "HF_HUB_CACHE": str(tmp_path / "hf_home" / "hub"), "HF_HUB_OFFLINE": False}.items():
         monkeypatch.setattr(constants, name, value)
     push_model(model_dir, "tester/base", token="hf_test", endpoint=url)

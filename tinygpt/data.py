@@ -122,8 +122,8 @@ def _fill(pieces, lookup: np.ndarray, ids: np.ndarray | None, path, n: int | Non
             ids[filled : filled + len(codes)] = lookup[codes]
         filled += len(codes)
     if filled != n:
-        raise CorpusError(f"{path}: the {'file' if isinstance(path, Path) else 'text'} changed while it was being read; "
-                          "try again")
+        kind = "file" if isinstance(path, Path) else "text"
+        raise CorpusError(f"{path}: the {kind} changed while it was being read; try again")
 
 
 def prepare_ids(pieces: Callable[[], Iterable[str]], folder: Path, source: dict, name: str,

@@ -85,7 +85,8 @@ class Console(TrainerCallback):
             print(f"fine-tuning {s.init_from}" + (f" ({info['vocab_size'] - info['base_vocab_size']} new "
                   "character(s) added to its vocabulary)" if info["vocab_size"] > info["base_vocab_size"] else ""),
                   flush=True)
-        print(f"training {trainer.n_params:,} parameters on {info['path'] or info['name']} ({info['characters']:,} characters, "
+        print(f"training {trainer.n_params:,} parameters on {info['path'] or info['name']} "
+              f"({info['characters']:,} characters, "
               f"{info['vocab_size']} distinct): {trainer.world} process(es) x batch {s.batch_size} x {s.block_size} "
               f"characters per step, steps {trainer.step} -> {s.max_iters}, device {trainer.device.type}", flush=True)
         if sys.stdout.isatty():
