@@ -165,7 +165,8 @@ class Trainer:
             from .datasets_source import dataset_corpus
 
             with self.accelerator.main_process_first():
-                return dataset_corpus(s.dataset, s.dataset_config, s.dataset_split, s.text_column, folder, base_chars)
+                return dataset_corpus(s.dataset, s.dataset_config, s.dataset_split or "train", s.text_column or "text",
+                                      folder, base_chars)
         path = Path(data_path)
         if path.is_file() and path.stat().st_size >= data_module.MEMMAP_MIN_BYTES:
             with self.accelerator.main_process_first():

@@ -60,9 +60,10 @@ class TrainingSettings:
         "\"tinygpt[datasets]\"`", DATA, metavar="NAME")
     dataset_config: str | None = setting(None, "the dataset's configuration (subset) name, if it has several",
                                          DATA, metavar="NAME")
-    dataset_split: str = setting("train", "the dataset's split (default: {default})", DATA, metavar="NAME")
-    text_column: str = setting("text", "the dataset's column that holds the text (default: {default})", DATA,
-                               metavar="NAME")
+    # None = the usual name; so a run without --dataset records no dataset options (the card lists what is set).
+    dataset_split: str | None = setting(None, "the dataset's split (default: train)", DATA, metavar="NAME")
+    text_column: str | None = setting(None, "the dataset's column that holds the text (default: text)", DATA,
+                                      metavar="NAME")
     n_layer: int = setting(2, "transformer blocks (default: {default})", MODEL)
     n_head: int = setting(4, "attention heads per block (default: {default})", MODEL)
     n_embd: int = setting(64, "width of every character vector (default: {default})", MODEL)
@@ -106,9 +107,9 @@ class TrainingSettings:
     compile: bool = setting(False, "torch.compile the model (slow start, faster steps on GPU)", RUNTIME)
     threads: int = setting(0, "CPU threads per process; 0 = torch's default (one per core). On a busy machine 1 is "
                            "often much faster", RUNTIME, "non_negative")
-    report_to: str = setting(
-        "none", "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
-        "(comma-separated), all, or none (default: {default}); each needs its extra, e.g. "
+    report_to: str | None = setting(
+        None, "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
+        "(comma-separated), all, or none (default: none); each needs its extra, e.g. "
         "`pip install \"tinygpt[tensorboard]\"`", RUNTIME, metavar="WHERE")
     preset: str | None = None  # the preset these settings started from (recorded, and the reproduce command's base)
 
@@ -186,8 +187,9 @@ class TrainingSettings:
                 if not fine(value):
                     raise TrainingError(f"{flag} {rule}, got {value}")
         self.report_targets()  # refuses unknown names
-        if self.dataset_config is not None and self.dataset is None:
-            raise TrainingError("--dataset-config needs --dataset NAME")
+        for name in ("dataset_config", "dataset_split", "text_column"):
+            if getattr(self, name) is not None and self.dataset is None:
+                raise TrainingError(f"{flag_name(name)} needs --dataset NAME")
         if self.lr_schedule == "cosine" and self.lr_decay_iters is None:
             raise TrainingError("--lr-schedule cosine needs --lr-decay-iters: the step where the rate reaches "
                                 "--min-lr (e.g. the planned --max-iters)")
@@ -201,7 +203,7 @@ class TrainingSettings:
 
     def report_targets(self) -> list[str]:
         """`report_to` as a list, HF-style: "none" -> [], "all" -> every one, else comma/space separated names."""
-        names = [n for n in self.report_to.replace(",", " ").split() if n]
+        names = (self.report_to or "none").replace(",", " ").split()
         if names in ([], ["none"]):
             return []
         if names == ["all"]:

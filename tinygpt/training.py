@@ -51,7 +51,8 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         "upload failed (the `tinygpt push` command that retries it is printed), 130 a second Ctrl-C.",
     )
     io = p.add_argument_group("data and output")
-    io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA})")
+    io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of "
+                    "1 GiB or more is prepared once into a memory-mapped id file in the output folder")
     io.add_argument("--out-dir", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT_DIR})")
     io.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir, with its settings")
     io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir")
