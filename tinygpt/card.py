@@ -208,15 +208,16 @@ def _training_summary(run: RunState, kept: dict | None, data: dict) -> str:
             summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
     summary += "."
     last = run.last_eval or {}
-    if kept is not None and run.model_step is not None and run.model_step != run.global_step:
-        summary += (f" The weights here are from step **{run.model_step:,}**, the evaluation with the lowest "
-                    f"validation loss: **{kept['val_loss']:.4f}** (train {kept.get('train_loss', math.nan):.4f}); at "
-                    f"the last step, {run.global_step:,}, val was {last.get('val_loss', math.nan):.4f}.")
+    if kept is not None and kept.get("step") == run.best_step:
+        where = "the last one" if kept["step"] == run.global_step else "the weights kept in this folder"
+        summary += (f" Best validation loss: **{kept['val_loss']:.4f}** (train {kept.get('train_loss', math.nan):.4f})"
+                    f" at step {kept['step']:,}, {where}.")
+        if kept["step"] != run.global_step and last:
+            summary += f" At the last step, {last['step']:,}, val was {last['val_loss']:.4f}."
     elif kept is not None:
-        summary += (f" Validation loss of these weights (step {kept['step']:,}): **{kept['val_loss']:.4f}** "
-                    f"(train {kept.get('train_loss', math.nan):.4f}).")
-        if run.best_val_loss is not None and run.best_step != kept["step"]:
-            summary += f" The lowest was {run.best_val_loss:.4f}, at step {run.best_step:,}."
+        summary += (f" Validation loss of these weights (step {kept['step']:,}): **{kept['val_loss']:.4f}** (train "
+                    f"{kept.get('train_loss', math.nan):.4f}); the best was {run.best_val_loss:.4f} at step "
+                    f"{run.best_step:,} (`--keep best` keeps that one).")
     elif run.best_val_loss is not None:
         summary += f" Best validation loss: **{run.best_val_loss:.4f}**."
     if last.get("elapsed_s") is not None:
