@@ -366,13 +366,38 @@ def test_out_dir_holding_a_model_is_never_overwritten_silently(trained, tmp_path
     [
         (["--n-embd", "32"], "--n-embd 32 (saved: 16)"),
         (["--n-layer", "2", "--block-size", "16"], "--n-layer 2 (saved: 1), --block-size 16 (saved: 8)"),
+        # the preset brings dimensions no flag named (this was an uncaught KeyError)
+        (["--preset", "seed"], "--n-layer 2 (from --preset seed) (saved: 1), --n-head 4 (from --preset seed) "
+                               "(saved: 2), --n-embd 64 (from --preset seed) (saved: 16)"),
     ],
 )
 def test_resume_refuses_different_dims(trained, capsys, flags, message):
     before = folder_digest(trained)
     code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 60, *flags)
-    assert code == 2 and message in err and "different dimensions" in err
+    assert code == 2 and message in err and "different dimensions" in err and err.count("\n") == 1
     assert folder_digest(trained) == before
+
+
+def test_resume_a_text_given_in_memory_from_its_train_txt(tmp_path, capsys, corpus):
+    """The demo trains on a text in memory; the folder keeps it as train.txt, so --resume needs no --data."""
+    out_dir = tmp_path / "run"
+    text = corpus.read_text(encoding="utf-8")
+    settings = TrainingSettings(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, threads=1,
+                                max_iters=4)
+    engine.Trainer(settings, text=text, out_dir=out_dir).train()
+    code, out, _ = train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 6)
+    assert code == 0 and "steps 4 -> 6" in out and trainer_state(out_dir)["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_train_py_compile(tmp_path, capsys, corpus):
+    """`train.py --compile` with the real backend (inductor builds C++ kernels: about a minute on a CPU)."""
+    out_dir = tmp_path / "run"
+    code, out, _ = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 3, "--eval-interval",
+                         3, "--compile")
+    assert code == 0 and "done: step 3" in out
+    assert trainer_state(out_dir)["training_args"]["compile"] is True and "--compile" in trainer_state(out_dir)["command"]
+    load_pretrained(out_dir)
 
 
 def test_resume_refuses_a_text_with_other_characters(trained, tmp_path, capsys):
