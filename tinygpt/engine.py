@@ -5,8 +5,14 @@
 
 The loop is the final post's (batch, forward, backward, AdamW step; `estimate_loss()` every `eval_interval`
 steps, now with a sample of text), and each evaluation is followed by an atomic checkpoint (`tinygpt.checkpoint`)
-that loads with `from_pretrained` and resumes bit for bit. Everything else subscribes to `TrainerCallback`'s
-events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one writes and sees events.
+that loads with `from_pretrained` and resumes bit for bit. A run that ends early (stop(), the time limit) is
+evaluated at the step it ended before it is saved, so what it offers is measured on the weights offered.
+
+What the run has done is `trainer.state` (`tinygpt.run_state.RunState`, after transformers' `TrainerState`): the
+engine updates it, callbacks read it, and each checkpoint's trainer_state.json is it saved. Everything else
+subscribes to `TrainerCallback`'s events, the model card too (`publish.ModelCardWriter`): this module imports
+no card writer and no command-line module. Accelerate runs it on 1 to N processes (`torchrun`); only the main
+one writes and sees events.
 """
 
 from __future__ import annotations
