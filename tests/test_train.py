@@ -254,6 +254,31 @@ def test_resume_is_exact(tmp_path, capsys, corpus):
     assert [e["step"] for e in log_b] == [0, 50, 100, 150, 200, 250, 300]
 
 
+def test_resume_is_exact_when_keeping_the_best_model(tmp_path, capsys, corpus, monkeypatch):
+    """--keep best: model.safetensors is the best evaluation's weights, training_state.pt the latest; a run split
+    in two ends with the same files as a straight one (val losses scripted so that the best is not the last)."""
+    val = {0: 3.0, 2: 2.0, 4: 2.5, 6: 2.6, 8: 2.7}
+
+    def scripted(self):
+        return 1.0, val[self.step]
+
+    monkeypatch.setattr(engine.Trainer, "estimate_loss", scripted)
+    common = ["--data", corpus, *TINY, "--dropout", "0.1", "--eval-interval", "2", "--keep", "best"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(capsys, *common, "--out-dir", straight, "--max-iters", 8)[0] == 0
+    assert train(capsys, *common, "--out-dir", split, "--max-iters", 4)[0] == 0
+    assert checkpoint.load_training_state(split)["best_model_step"] == 2  # the best, kept aside in the resume state
+    assert train(capsys, "--out-dir", split, "--resume", "--max-iters", 8)[0] == 0
+    for folder in (straight, split):
+        state = trainer_state(folder)
+        assert (state["best_step"], state["model_step"], state["global_step"]) == (2, 2, 8)
+    a, b = load_pretrained(straight)[0].state_dict(), load_pretrained(split)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last_a, last_b = (checkpoint.load_training_state(f)["model"] for f in (straight, split))
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+    assert not all(torch.equal(a[k], last_a[k]) for k in a)  # the folder's model is not the last step's
+
+
 def test_sigint_saves_the_current_step_and_exits_0(tmp_path, capsys, corpus, monkeypatch):
     original = engine.Trainer.train_step
 

@@ -38,7 +38,7 @@ SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
 TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
-REPEATS_WARNING = 0.5  # warn when more than this share of the val passages occur in the training text
+REPEATS_WARNING = 0.25  # warn when more than this share of the val passages occur in the training text
 
 
 class TrainerCallback:
