@@ -2,7 +2,8 @@
 
 `train.py` writes it into every checkpoint (`tinygpt.publish`) and `tinygpt push` refreshes it, so the card always
 describes the weights beside it. Everything it says about training comes from the folder's trainer_state.json
-(losses, settings, the command, the sample of each evaluation), never from an earlier card. The YAML header comes
+(`RunState.load`: losses, settings, the command, the sample of each evaluation, the warnings), never from an
+earlier card. The YAML header comes
 from `ModelCardData`, with a `model-index` entry for the validation loss, never from glued strings.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .common import code_fence
-from .run_state import TRAINER_STATE_NAME, RunState, bits_per_character  # noqa: F401 - TRAINER_STATE_NAME re-exported
+from .run_state import RunState, bits_per_character
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "mit"
@@ -100,12 +101,6 @@ corpus's letters and spaces, then words.
 
 {{ sample }}
 {% endif %}"""
-
-
-def read_trainer_state(model_dir: str | Path) -> dict | None:
-    """The folder's trainer_state.json as a dict (`RunState.load`), or None for a model not trained by tinygpt."""
-    state = RunState.load(model_dir)
-    return state.to_dict() if state is not None else None
 
 
 def load_snippet(repo_id: str, revision: str | None = None) -> str:
