@@ -12,6 +12,7 @@ from tinygpt import training
 from tinygpt.engine import Trainer
 from tinygpt.hub import push_model
 from tinygpt.loading import load_pretrained
+from tinygpt.publish import ModelCardWriter
 from tinygpt.settings import TrainingSettings
 from train_helpers import trainer_state
 
@@ -30,7 +31,8 @@ def test_vocabulary_grows_and_the_base_weights_carry_over(tmp_path, model_dir):
     chars, base = base_rows(model_dir)
     out_dir = tmp_path / "ft"
     # The settings' dims (the seed's 2 x 64, block 32) give way to the base's (2 x 32, block 16).
-    trainer = Trainer(TrainingSettings(max_iters=0, **RUN), text=NEW_TEXT, out_dir=out_dir, init_from=model_dir)
+    trainer = Trainer(TrainingSettings(max_iters=0, **RUN), text=NEW_TEXT, out_dir=out_dir, init_from=model_dir,
+                      callbacks=[ModelCardWriter()])
     assert (trainer.settings.n_embd, trainer.settings.block_size) == (32, 16)
     trainer.train()
 
@@ -85,7 +87,8 @@ def test_from_a_hub_repo_the_card_names_its_base_model(tmp_path, model_dir, hub_
     push_model(model_dir, "tester/base", token="hf_test", endpoint=url)
 
     out_dir = tmp_path / "ft"
-    Trainer(TrainingSettings(max_iters=2, **RUN), text=NEW_TEXT, out_dir=out_dir, init_from="tester/base").train()
+    Trainer(TrainingSettings(max_iters=2, **RUN), text=NEW_TEXT, out_dir=out_dir, init_from="tester/base",
+            callbacks=[ModelCardWriter()]).train()
     card = ModelCard.load(out_dir / "README.md")
     assert card.data.base_model == "tester/base"
     assert "--init-from tester/base" in json.loads((out_dir / "trainer_state.json").read_text())["command"]
