@@ -83,6 +83,7 @@ class Trainer:
                  sample_length=SAMPLE_LENGTH, run_name=None, init_from=None):
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
+        settings = _project_paths(settings)
         if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
             raise TrainingError("give the training text either as text= or as data_path= (or the dataset setting), "
                                 "not several or none")
@@ -451,6 +452,16 @@ class Trainer:
             self._wrapped, self.optimizer = self.accelerator.free_memory(self._wrapped, self.optimizer)
             self.model.eval()
             self.accelerator.end_training()
+
+
+def _project_paths(settings: TrainingSettings) -> TrainingSettings:
+    """--init-from and --dataset as the reproduce command names them: a local folder or file like --data (from the
+    project root, else absolute); a Hub id as it is."""
+    from .common import is_local_path
+
+    local = {k: _project_path(getattr(settings, k)) for k in ("init_from", "dataset")
+             if getattr(settings, k) and is_local_path(getattr(settings, k)) and Path(getattr(settings, k)).exists()}
+    return dataclasses.replace(settings, **local) if local else settings
 
 
 def _project_path(path) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .checkpoint import load_training_state
 from .common import one_line, quiet_libraries
-from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback
+from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback, _project_path
 from .publish import HubPusher, ModelCardWriter
 from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name
 
@@ -208,7 +208,8 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
         if not out_dir.is_dir():
             raise TrainingError(f"--resume: {out_dir} does not exist; there is no run to continue")
         state = load_training_state(out_dir)
-    if state and given.get("init_from") not in (None, state["settings"].get("init_from")):
+    if state and given.get("init_from") and _project_path(given["init_from"]) != state["settings"].get("init_from") \
+            and given["init_from"] != state["settings"].get("init_from"):
         raise TrainingError(f"--resume: {out_dir} was started from {state['settings'].get('init_from') or 'scratch'}, "
                             f"not --init-from {given['init_from']}; leave --init-from out to continue it")
     if given.get("init_from") and not state:  # a fine-tune has the dimensions of the model it starts from
