@@ -27,9 +27,10 @@ class CharTokenizer(PreTrainedTokenizerFast):
 
     For the same reason `bos_token` and `eos_token` are answered, not registered: both are that same first
     character, where the seed starts generating (`torch.zeros((1, 1))`; in tiny Shakespeare the newline between
-    speeches). Tools that need a text boundary ask for them (lm-evaluation-harness conditions the first character
-    of a text on the BOS token, else the EOS token). Nothing adds them to prompts (`add_bos_token` is off), and
-    generation does not stop at them: `generate()` reads `eos_token_id` from the generation config, which has none.
+    speeches). Tools that need a text boundary ask for them: lm-evaluation-harness predicts a text's first
+    character after the BOS token and ends the answers of its generation tasks at the EOS text. Nothing adds them
+    to prompts (`add_bos_token` is off), and generation does not stop at them: `generate()` reads `eos_token_id`
+    from the generation config, which has none.
     """
 
     @property
