@@ -27,6 +27,7 @@ from .corpus import read_corpus
 from .data import split_index
 from .device import DEVICE_CHOICES, resolve_device
 from .loading import load_pretrained
+from .run_state import bits_per_character  # the card's conversion too
 
 SPLITS = {"all": "the whole text", "val": "the last 10 %, the seed's validation part"}
 
@@ -44,11 +45,6 @@ class Evaluation:
     @property
     def perplexity(self) -> float:
         return math.exp(self.loss)
-
-
-def bits_per_character(loss: float) -> float:
-    """A loss in nats per character as bits per character."""
-    return loss / math.log(2)
 
 
 def held_out_part(text: str, split: str) -> str:
