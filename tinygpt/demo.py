@@ -64,6 +64,23 @@ class ModelError(Exception):
     """A --model that cannot be served; the message is one line that says what to do."""
 
 
+def check_string(value, what: str) -> str:
+    """`value` if it is text the model can read, else a BadInput in plain words. A raw HTTP client can send any
+    JSON: a number or a list where text belongs, or a lone surrogate ("\\ud800", half of an emoji's UTF-16 pair),
+    which is no character at all and cannot even be sent back."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadInput(f"{what} must be text (a string), got {type(value).__name__}: {str(value)[:40]!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise BadInput(f"{what} has a broken character at position {err.start:,} (half of a character pair, "
+                       f"U+{ord(value[err.start]):04X}, not a character by itself): copy the text again from "
+                       "its source") from None
+    return value
+
+
 def show(char: str) -> str:
     return VISIBLE.get(char, char)
 
@@ -209,6 +226,81 @@ class StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class ThreadStream:
+    """The one bridge from a worker thread to the page, for Generate and for Train.
+
+        stream = ThreadStream(work, name="tinygpt-generate").start()   # on the event loop
+        async for batch in stream.batches(): ...                       # lists of what `work` emitted, in order
+        await stream.aclose()                                          # the page went away: `stop` is set
+
+    `work(emit, stop)` runs in a daemon thread, calls `emit(item)` from there and should end soon after `stop` (a
+    threading.Event) is set. An exception raised by `work` is raised by `batches`, after what was emitted before it.
+    `min_interval` bundles items that arrive faster than that (a page needs no more than ~50 updates a second);
+    `wake_every` yields an empty list when nothing arrived for that long (so a clock on the page keeps moving).
+    """
+
+    def __init__(self, work, name: str):
+        self.work, self.name = work, name
+        self.stop = threading.Event()
+        self._queue: asyncio.Queue | None = None
+
+    def start(self) -> "ThreadStream":
+        loop = asyncio.get_running_loop()
+        self._queue = queue = asyncio.Queue()
+
+        def emit(item):  # from the worker thread
+            if self.stop.is_set() and item is not _DONE:
+                return  # nobody is reading any more
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone: the server is shutting down
+                self.stop.set()
+
+        def run():
+            try:
+                self.work(emit, self.stop)
+            except BaseException as err:  # handed to the reader, which says it in one line
+                emit(_Failed(err))
+            finally:
+                emit(_DONE)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        return self
+
+    async def batches(self, min_interval: float = 0.0, wake_every: float | None = None):
+        loop = asyncio.get_running_loop()
+        queue, last = self._queue, 0.0
+        while True:
+            try:
+                parts = [await asyncio.wait_for(queue.get(), wake_every)] if wake_every else [await queue.get()]
+            except asyncio.TimeoutError:
+                parts = []
+            wait = last + min_interval - loop.time()
+            if parts and wait > 0:  # at most one batch per interval: what arrives meanwhile goes out together
+                await asyncio.sleep(wait)
+            while not queue.empty():
+                parts.append(queue.get_nowait())
+            last = loop.time()
+            items = []
+            for part in parts:
+                if isinstance(part, _Failed) or part is _DONE:
+                    if items:
+                        yield items
+                    if part is _DONE:
+                        return
+                    raise part.error
+                items.append(part)
+            yield items
+
+    async def aclose(self) -> None:
+        self.stop.set()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 _DONE = object()
 
 
@@ -232,8 +324,7 @@ class TinyGPTDemo:
 
     def encode(self, prompt: str) -> torch.Tensor:
         """(1, T) ids of the prompt; an empty prompt starts from id 0, the first vocabulary character."""
-        if prompt is None:
-            prompt = ""
+        prompt = check_string(prompt, "The prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise BadInput(
                 f"The prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS} "
@@ -282,66 +373,31 @@ class TinyGPTDemo:
     async def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         """Yields prompt + the continuation so far, growing as the worker thread produces characters."""
         input_ids = self.encode(prompt)
-        prompt = prompt or ""
+        prompt = check_string(prompt, "The prompt")
         max_new_tokens, temperature, top_k, top_p, seed = self.settings(max_new_tokens, temperature, top_k, top_p, seed)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
-
-        def emit(item):  # called from the worker thread
-            if not stop.is_set():
-                try:
-                    loop.call_soon_threadsafe(chunks.put_nowait, item)
-                except RuntimeError:  # the event loop is gone: the server is shutting down
-                    stop.set()
-
-        kwargs = {
-            "attention_mask": torch.ones_like(input_ids),
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "stopping_criteria": StoppingCriteriaList([StopWhenSet(stop)]),
-            "streamer": CharStreamer(self.decode, emit),
-        }
+        kwargs = {"attention_mask": torch.ones_like(input_ids), "max_new_tokens": max_new_tokens, "do_sample": False}
         if temperature > 0:
             kwargs["logits_processor"] = LogitsProcessorList([SeededSampler(temperature, top_k, top_p, seed, self.device)])
-        worker = threading.Thread(target=self._work, args=(input_ids, kwargs, emit), name="tinygpt-generate", daemon=True)
-        worker.start()
+
+        def work(emit, stop):  # in the stream's thread: each character goes out the moment it exists
+            kwargs["stopping_criteria"] = StoppingCriteriaList([StopWhenSet(stop)])
+            with torch.inference_mode():
+                self.model.generate(input_ids, streamer=CharStreamer(self.decode, emit), **kwargs)
+
+        stream = ThreadStream(work, name="tinygpt-generate").start()
         text = prompt
         try:
-            yield text
-            last = 0.0  # the first character goes out the moment it exists
-            while True:
-                parts = [await chunks.get()]
-                wait = last + STREAM_INTERVAL - loop.time()
-                if wait > 0:  # at most one update per interval: what arrives meanwhile goes out together
-                    await asyncio.sleep(wait)
-                while not chunks.empty():
-                    parts.append(chunks.get_nowait())
-                last = loop.time()
-                done = any(p is _DONE for p in parts)
-                errors = [p for p in parts if isinstance(p, BaseException)]
-                if errors:
-                    raise gr.Error(f"generation failed: {one_line(errors[0])}")
-                new = "".join(p for p in parts if isinstance(p, str))
-                if new:
-                    text += new
-                    yield text
-                if done:
-                    return
+            yield text  # the prompt shows at once
+            async for parts in stream.batches(min_interval=STREAM_INTERVAL):  # a fast model's characters bundled
+                text += "".join(parts)
+                yield text
+        except Exception as err:  # reported in one line; the server carries on
+            raise gr.Error(f"generation failed: {one_line(err)}") from None
         finally:  # finished, cancelled by Stop, or the client went away: the worker stops at its next character
-            stop.set()
+            await stream.aclose()
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.itos[i] for i in ids)
-
-    def _work(self, input_ids, kwargs, emit) -> None:
-        try:
-            with torch.inference_mode():
-                self.model.generate(input_ids, **kwargs)
-        except Exception as err:  # reported to the client by generate()
-            emit(err)
-        finally:
-            emit(_DONE)
 
     def compile(self) -> float:
         """Decode with a static cache and a `torch.compile`d step from now on (what `tinygpt.generate.compile_decoding`
