@@ -21,6 +21,7 @@ from tinygpt.checkpoint import load_training_state
 from tinygpt.corpus import decode_utf8
 from tinygpt.engine import Trainer, TrainerCallback
 from tinygpt.loading import load_pretrained
+from tinygpt.publish import ModelCardWriter
 from tinygpt.settings import TrainingError, TrainingSettings
 from train_helpers import REPO, TINY, trainer_state, write_corpus
 
@@ -173,7 +174,7 @@ def test_time_limit_evaluates_saves_and_ends(tmp_path, text):
 def test_card_is_built_from_trainer_state(tmp_path, text):
     out_dir = tmp_path / "run"
     trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=4, eval_interval=2), text=text, out_dir=out_dir,
-                      data_name="words.txt")
+                      data_name="words.txt", callbacks=[ModelCardWriter()])
     trainer.train()
     state = trainer_state(out_dir)
     card = ModelCard.load(out_dir / "README.md")
@@ -205,7 +206,7 @@ def test_run_name_names_the_model_in_the_card_and_the_reproduce_command(tmp_path
     """A server trains into a temporary folder; the card and the command name the run as the caller chooses."""
     out_dir = tmp_path / "tmp-xyz" / "run"
     trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text, out_dir=out_dir,
-                      data_name="words.txt", run_name="tinygpt-words")
+                      data_name="words.txt", run_name="tinygpt-words", callbacks=[ModelCardWriter()])
     trainer.train()
     state = trainer_state(out_dir)
     assert "--out-dir tinygpt-words" in state["command"] and str(out_dir) not in state["command"]

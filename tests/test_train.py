@@ -213,7 +213,10 @@ def test_trainer_state_schema(trained, corpus):
     assert state["n_params"] == sum(p.numel() for p in load_pretrained(trained)[0].parameters())
     assert args["n_embd"] == 16 and args["max_iters"] == 40 and args["eval_interval"] == 20
     assert state["data"] == {"name": corpus.name, "path": str(corpus), "characters": len(read_corpus(corpus)),
-                             "vocab_size": len(set(read_corpus(corpus)))}
+                             "vocab_size": len(set(read_corpus(corpus))), "val_repeats_train": 0.0}
+    assert state["status"] == "finished" and state["warnings"] == []
+    assert state["best_step"] == min(state["log_history"], key=lambda e: e["val_loss"])["step"]
+    assert state["model_step"] == 40  # train.py keeps the last weights by default (--keep last)
 
 
 def test_model_card_reports_the_run(trained, corpus):

@@ -36,6 +36,7 @@ from .corpus import CorpusError, decode_utf8
 from .data import shortest_text, split_index
 from .demo import BadInput, ModelError, ThreadStream, TinyGPTDemo, check_string, load_model
 from .engine import Trainer, TrainerCallback  # accelerate, which a Trainer needs, is imported when one starts
+from .publish import ModelCardWriter
 from .sessions import Session, Sessions
 from .settings import TrainingError, TrainingSettings
 
@@ -312,6 +313,7 @@ class TrainingJob:
         n_layer, n_head, n_embd, block_size = self.dims
         overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                          max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
+                         keep="best",  # the folder's model (Generate, Download, Push) is the best-val one
                          eval_interval=eval_interval_for(self.dims))
         if self.max_iters:
             overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
@@ -329,7 +331,7 @@ class TrainingJob:
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
                 trainer = Trainer(settings, text=self.text.text, out_dir=self.folder,
-                                  callbacks=[Bridge(emit, stop)], data_name=_slug(name), run_name=self.folder.name)
+                                  callbacks=[ModelCardWriter(), Bridge(emit, stop)], data_name=_slug(name), run_name=self.folder.name)
             except (TrainingError, ValueError) as err:
                 raise BadInput(f"Cannot train on {name}: {one_line(err)}") from None
             except ImportError as err:  # accelerate is missing: serving works, training does not

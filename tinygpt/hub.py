@@ -25,15 +25,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CARD_NAME, TRAINER_STATE_NAME, build_model_card
+from .card import CARD_NAME, build_model_card
 from .common import one_line
 from .loading import ModelLoadError, check_model_dir
+from .run_state import RunState
 
 # Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
 # are code that runs on load. Pushed only with include_training_state=True / --include-training-state.
 TRAINING_STATE_PATTERNS = (
     "*.pt", "*.pth", "*.bin", "*.pkl", "*.pickle", "*.ckpt",
     "training_state*", "optimizer*", "scheduler*", "rng_state*",
+    "train.txt",  # the text a demo run was given (kept locally for the reproduce command; it may be private)
 )
 # Never pushed: hidden files and folders (.git, .cache/huggingface, editor files) and Python caches.
 SKIPPED_PATTERNS = (".*", "__pycache__", "*.pyc", "*.tmp", "*.lock")
@@ -256,12 +258,16 @@ def select_files(model_dir: Path, include_training_state: bool = False) -> tuple
 def default_commit_message(model_dir: Path) -> str:
     """E.g. "tinygpt: step 5000, val loss 1.4821" for a trained folder."""
     try:
-        state = json.loads((model_dir / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+        state = RunState.load(model_dir)
     except (OSError, ValueError):
+        state = None
+    if state is None:
         return "Upload tinygpt model"
-    message = f"tinygpt: step {state.get('global_step', 0)}"
-    if isinstance(state.get("best_val_loss"), (int, float)):
-        message += f", val loss {state['best_val_loss']:.4f}"
+    message = f"tinygpt: step {state.global_step}"
+    record = state.model_eval or {}  # the losses of the weights being pushed
+    val = record.get("val_loss", state.best_val_loss)
+    if isinstance(val, (int, float)):
+        message += f", val loss {val:.4f}"
     return message
 
 
