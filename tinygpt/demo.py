@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import os
 import re
 import threading
@@ -39,11 +38,12 @@ from transformers import (
 from transformers.utils import cached_file
 
 from .common import CharStreamer, code_fence, is_local_path, one_line
+from .generation import MAX_SEED, check_generation_params
+from .run_state import RunState, bits_per_character
 from .tokenization import describe_unknown_characters
 
 MAX_NEW_TOKENS = 1000  # server-side cap on characters per request (the slider's maximum)
 MAX_PROMPT_CHARS = 2000  # longer prompts are refused; the model only ever sees the last block_size of them
-MAX_SEED = 2**32 - 1
 TOP_N = 10  # bars in the next-character chart
 # Streamed updates per request are at most one per STREAM_INTERVAL seconds (50 a second): each character is sent
 # as soon as it exists, but a fast model's characters are bundled instead of costing one message each.
@@ -129,23 +129,17 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
 
 
 def _check_folder(path: Path, name: str, missing_hint: str = "") -> None:
-    """Fail early, and plainly, on a folder that is not a tinygpt model (transformers' errors are long)."""
-    if not path.exists():
-        raise ModelError(f"{name}: no such folder" + (f" ({missing_hint})" if missing_hint else ""))
-    if not path.is_dir():
-        raise ModelError(f"{name}: is a file; give the model folder (the one with config.json)")
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ModelError(f"{name}: no config.json, so not a saved model folder (make one with save_pretrained or train.py)")
+    """Fail early, and plainly, on a folder that is not a tinygpt model (transformers' errors are long): loading's
+    checks, the same the `tinygpt` command and the Hub code make, in one line."""
+    from .loading import ModelLoadError, check_model_dir, resolve_model_dir
+
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, UnicodeDecodeError, AttributeError) as err:
-        raise ModelError(f"{config_file}: not a valid config ({one_line(err)})") from None
-    if model_type != "tinygpt":
-        raise ModelError(f"{name}: config.json says model_type={model_type!r}, not a tinygpt model")
-    for needed in ("model.safetensors", "tokenizer.json"):
-        if not (path / needed).is_file():
-            raise ModelError(f"{name}: no {needed}; save the model and its tokenizer together in this folder")
+        check_model_dir(resolve_model_dir(str(path)))
+    except ModelLoadError as err:
+        hint = f" ({missing_hint})" if missing_hint and not path.exists() else ""
+        raise ModelError(one_line(err).replace(str(path), name) + hint) from None
+    if not (path / "tokenizer.json").is_file():
+        raise ModelError(f"{name}: no tokenizer.json; save the model and its tokenizer together in this folder")
 
 
 def _facts(model, source: str, label: str) -> dict:
@@ -164,12 +158,14 @@ def _facts(model, source: str, label: str) -> dict:
     state = _optional_file(source, "trainer_state.json")  # written by train.py (and the Train tab), and pushed
     if state:
         try:
-            state = json.loads(state)
-            val_losses = [e["val_loss"] for e in state.get("log_history", []) if e.get("val_loss") is not None]
-            facts["val_loss"] = state.get("best_val_loss", min(val_losses, default=None))
-            facts["steps"] = state.get("global_step")
-        except (ValueError, TypeError, AttributeError, KeyError):
-            pass
+            run = RunState.from_json(state)
+        except ValueError:  # it only describes the run: the facts go without it
+            run = None
+        evaluated = run and (run.model_eval or run.best_eval)  # the evaluation of the weights in the folder
+        if evaluated:
+            facts["val_loss"], facts["steps"] = evaluated["val_loss"], evaluated.get("step")
+        elif run:
+            facts["val_loss"], facts["steps"] = run.best_val_loss, run.global_step
     if facts["val_loss"] is None:  # a model pushed without trainer_state.json: the card's YAML carries `val_loss`
         card = _optional_file(source, "README.md") or ""
         header = re.match(r"---\n(.*?)\n---", card, re.DOTALL)
@@ -350,23 +346,12 @@ class TinyGPTDemo:
 
     @staticmethod
     def settings(max_new_tokens, temperature, top_k, top_p, seed) -> tuple[int, float, int, float, int]:
+        """The request's generation parameters, checked where `tinygpt generate` and the engine check theirs."""
         try:
-            max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), int(seed)
-            temperature, top_p = float(temperature), float(top_p)
-        except (TypeError, ValueError):
-            raise BadInput("max_new_tokens, top_k and seed must be integers; temperature and top_p numbers") from None
-        if max_new_tokens < 1:
-            raise BadInput(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        max_new_tokens = min(max_new_tokens, MAX_NEW_TOKENS)  # the server's cap
-        if not temperature >= 0:
-            raise BadInput(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if top_k < 0:
-            raise BadInput(f"top_k must be >= 0 (0 = off), got {top_k}")
-        if not 0 < top_p <= 1:
-            raise BadInput(f"top_p must be in (0, 1] (1 = off), got {top_p}")
-        if not 0 <= seed <= MAX_SEED:
-            raise BadInput(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-        return max_new_tokens, temperature, top_k, top_p, seed
+            return check_generation_params(max_new_tokens, temperature, top_k, top_p, seed,
+                                           max_new_tokens_limit=MAX_NEW_TOKENS)
+        except ValueError as err:
+            raise BadInput(str(err)) from None
 
     # -- generation
 
@@ -452,8 +437,9 @@ class TinyGPTDemo:
     def facts_markdown(self) -> str:
         f = self.facts
         loss = "not recorded"
-        if f["val_loss"] is not None:
-            loss = f"{f['val_loss']:.4f}" + (f" after {f['steps']:,} steps" if f["steps"] else "")
+        if f["val_loss"] is not None:  # nats per character, and the same in bits
+            loss = (f"{f['val_loss']:.4f} ({bits_per_character(f['val_loss']):.2f} bits per character)"
+                    + (f" at step {f['steps']:,}" if f["steps"] else ""))
         return "\n".join(
             [
                 f"**Model** `{f['source']}`",
