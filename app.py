@@ -204,7 +204,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                         label="Try these",
                     )
             with gr.Tab("See inside", id="inside") as inside_tab:
-                gr.Markdown(INSIDE_HELP)
+                gr.Markdown(INSIDE_HELP, elem_id="inside-help")
                 inspect_btn = gr.Button("Look inside this prompt", elem_id="inspect-btn")
                 with gr.Row():  # side by side on a laptop, stacked on a phone
                     with gr.Column(min_width=320):

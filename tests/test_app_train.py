@@ -34,7 +34,7 @@ LINES = ["λ1 → 2 ≠ 3", "μ4 → 5 ≠ 6", "π7 → 8 ≠ 9", "σ0 → 1 ≠
 NEW_TEXT = "\n".join(LINES[i % len(LINES)] for i in range(300)) + "\n"
 NEW_PROMPT = "λ1 → "
 PROMPT = "ROMEO:\n"
-MAX_SECONDS = 30  # the server's --train-max-seconds
+MAX_SECONDS = 60  # the server's --train-max-seconds: the default budget, as the README's call uses it
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,36 @@ def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, hub, tr
     assert "\n" not in message and str(server.tmp) not in message and "tinygpt-demo-" not in message, message
     assert Path(client.predict(api_name="/download")).stat().st_size > 0
     assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)
+
+
+def readme_client_snippet() -> str:
+    """The README's gradio_client snippet (under "Watch it learn"), exactly as it is written there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Watch it learn: the Train tab"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(server, tmp_path, monkeypatch):
+    """The snippet runs against this server with my.txt beside it: /train with only the text (the seed's model,
+    60 s); its `print` is swapped for one that presses Stop after the first steps, or it would run the whole budget.
+    Then the same Client's /generate uses the trained model (which knows 'Q'; the served one does not)."""
+    code = readme_client_snippet()
+    assert 'client.submit(open("my.txt", encoding="utf-8").read(), api_name="/train")' in code
+    text = (REPO / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:30_000]
+    (tmp_path / "my.txt").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    printed, namespace = [], {}
+
+    def print_and_stop(step, max_iters, val_losses):
+        printed.append((step, max_iters, val_losses))
+        if step >= 20 and len([p for p in printed if p[0] >= 20]) == 1:
+            namespace["client"].predict(api_name="/stop_training")
+
+    namespace["print"] = print_and_stop
+    exec(code.replace("http://127.0.0.1:7860/", server.url + "/"), namespace)
+    step, max_iters, val_losses = printed[-1]
+    assert max_iters == 2400 and 20 <= step < 2400 and len(val_losses) == 1, printed
+    assert generate(namespace["client"], "QUEEN:\n", 20).startswith("QUEEN:\n")
 
 
 def test_push_and_download_before_any_training_are_refused(server):
@@ -477,5 +507,59 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
         assert not any(isinstance(block, gr.LoginButton) for block in plain.blocks.values())
         push = next(fn for fn in plain.fns.values() if fn.api_name == "push")
         assert "oauth_token" not in inspect.signature(push.fn).parameters
+    finally:
+        trainings.close()
+
+
+@pytest.mark.parametrize("failure", ["write", "diverged"])
+def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps_its_model(tmp_path, monkeypatch,
+                                                                                             failure):
+    """In process, the engine's failures: a checkpoint write that fails (checkpoint.CheckpointError) and a loss
+    that became infinite (settings.TrainingDiverged, a TrainingError). /train ends with one line that names no
+    server path, and the session still has the model it had."""
+    import asyncio
+
+    from tinygpt import settings
+    from tinygpt.checkpoint import CheckpointError
+    from tinygpt.sessions import Sessions
+
+    diverged = getattr(settings, "TrainingDiverged", None) or type("TrainingDiverged", (settings.TrainingError,), {})
+    trainings = demo_training.Trainings(Sessions(), max_seconds=MAX_SECONDS)
+    error = {
+        "write": CheckpointError(f"cannot write the checkpoint of step 300 to {trainings.root}/run-x/tinygpt-text: "
+                                 "No space left on device; the checkpoint of step 0 is intact"),
+        "diverged": diverged("the loss became infinite at step 212; try a lower --learning-rate"),
+    }[failure]
+
+    class FailingTrainer:
+        def __init__(self, settings, **kwargs):
+            self.settings = settings
+
+        def stop(self):
+            pass
+
+        def train(self):
+            raise error
+
+    monkeypatch.setattr(demo_training, "Trainer", FailingTrainer)
+
+    class Request:
+        session_hash = "s"
+
+    previous = object()
+    session = trainings.sessions.get(Request(), create=True)
+    session.trained, session.use_trained = previous, True
+
+    async def run():
+        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, Request())]
+
+    try:
+        with pytest.raises(BadInput) as raised:
+            asyncio.run(run())
+        message = raised.value.message
+        assert message.startswith("Training stopped: ") and "\n" not in message and str(trainings.root) not in message
+        assert {"write": "could not save the model", "diverged": "infinite at step 212"}[failure] in message
+        assert "previous model" in message
+        assert session.trained is previous and session.use_trained and session.job is None  # nothing lost
     finally:
         trainings.close()
