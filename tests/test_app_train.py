@@ -224,7 +224,7 @@ def readme_client_snippet() -> str:
 def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(server, tmp_path, monkeypatch):
     """The snippet runs against this server with my.txt beside it: /train with only the text (the seed's model,
     60 s); its `print` is swapped for one that presses Stop after the first steps, or it would run the whole budget.
-    Then the same Client's /generate uses the trained model (which knows 'Q'; the served one does not)."""
+    Then the same Client's /generate uses the trained model (which knows "L" and "U"; the served one does not)."""
     code = readme_client_snippet()
     assert 'client.submit(open("my.txt", encoding="utf-8").read(), api_name="/train")' in code
     text = (REPO / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:30_000]
@@ -241,7 +241,7 @@ def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(serv
     exec(code.replace("http://127.0.0.1:7860/", server.url + "/"), namespace)
     step, max_iters, val_losses = printed[-1]
     assert max_iters == 2400 and 20 <= step < 2400 and len(val_losses) == 1, printed
-    assert generate(namespace["client"], "QUEEN:\n", 20).startswith("QUEEN:\n")
+    assert generate(namespace["client"], "LUCIO:\n", 20).startswith("LUCIO:\n")
 
 
 def test_push_and_download_before_any_training_are_refused(server):

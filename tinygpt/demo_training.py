@@ -344,16 +344,16 @@ class TrainingJob:
             try:
                 reason = trainer.train()
             except CheckpointError as err:  # a write failed: the folder keeps its last complete checkpoint
-                raise BadInput(f"Training stopped: the server could not save the model ({_no_paths(err, self)}). "
+                raise BadInput(f"Training stopped: the server could not save the model: {_no_paths(err, self)}. "
                                "Your previous model, if any, is still here.") from None
             except TrainingError as err:  # the loss became infinite (TrainingDiverged), ...
-                raise BadInput(f"Training stopped: {_no_paths(err, self)} Your previous model, if any, is still "
-                               "here.") from None
+                raise BadInput(f"Training stopped: {_no_paths(err, self)}. Your previous model, if any, is "
+                               "still here.") from None
             emit(("end", reason, trainer.elapsed()))
         except BadInput:
             raise
         except Exception as err:  # a bug or an out-of-memory: one line for the user
-            raise gr.Error(f"Training failed: {_no_paths(err, self)}") from None
+            raise gr.Error(f"Training failed: {_no_paths(err, self)}.") from None
         finally:
             self.trainer = None  # the optimizer, data and model go with it; the folder holds the result
             with self._lock:
@@ -386,11 +386,11 @@ class TrainingJob:
 
 
 def _no_paths(err: BaseException, job: TrainingJob) -> str:
-    """An error's first line without the server's temporary folder in it (the user knows their model by name)."""
-    text = one_line(err)
-    for path in (job.folder, job.folder.parent):
-        text = text.replace(str(path), job.folder.name)
-    return text.rstrip(".") + "."
+    """An error's first line, without a final full stop and without the server's temporary folders in it (the
+    visitor knows the model by its folder's name)."""
+    root = job.folder.parent.parent  # Trainings.root: every session's runs
+    text = re.sub(re.escape(str(root)) + r"[^\s:;,()'\"]*", job.folder.name, one_line(err))
+    return text.rstrip(".")
 
 
 def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
@@ -712,7 +712,7 @@ class Trainings:
         try:
             ready = TinyGPTDemo(load_model(job.folder, label=label))
         except ModelError as err:
-            raise gr.Error(f"The trained model could not be loaded back: {_no_paths(err, job)}") from None
+            raise gr.Error(f"The trained model could not be loaded back: {_no_paths(err, job)}.") from None
         zip_path = Path(shutil.make_archive(str(job.folder), "zip", root_dir=job.folder.parent,
                                             base_dir=job.folder.name))
         self.sessions.adopt(session, ready, job.folder, zip_path)
