@@ -122,14 +122,17 @@ CSS = """
 #attention .attention-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; font-size: 14px; }
 #attention .attention-scale { display: inline-block; width: 120px; height: 12px; background: linear-gradient(to right, #f7fbff, #08306b); border: 1px solid #ccc; }
 #attention .attention-future { display: inline-block; width: 12px; height: 12px; background: #f1f1f4; border: 1px solid #ccc; margin-left: 12px; }
+/* the loss chart takes its column's width (gradio centres a plot, which lets Vega's width collapse on a resize) */
+#train-curve .altair { align-items: stretch; }
+#train-curve .vega-embed { width: 100%; }
 #train-samples pre { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%; margin: 4px 0 12px;
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
 #train-samples details summary { cursor: pointer; padding: 2px 0; }
 #train-progress h3 { margin: 0 0 4px; }
-#train-size input { text-overflow: clip; }
-/* a phone scrolls a wide table, with a scroll bar that shows there is more, instead of clipping it */
-#facts table { display: block; overflow-x: auto; scrollbar-width: thin; }
-#facts th, #facts td { white-space: nowrap; }
+#train-size input { text-overflow: clip; padding-right: 24px; }  /* the text stops short of the arrow */
+@media (max-width: 480px) { #train-size input { font-size: 13px; } }
+#facts table { max-width: 100%; }
+#facts thead { display: none; }  /* a two-column table of facts: no header row */
 """
 
 
@@ -255,10 +258,12 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                     push_status = gr.Markdown("", elem_id="push-status")
                 with gr.Row(equal_height=False):  # the curve and the samples side by side; stacked on a phone
                     with gr.Column(min_width=320):
-                        curve = gr.Plot(label="Loss at each step", elem_id="train-curve")
+                        gr.Markdown("**Loss at each step**", elem_id="train-curve-title")
+                        curve = gr.Plot(show_label=False, elem_id="train-curve")
                         gr.Markdown(LOSS_HELP, elem_id="train-loss-help")
                     with gr.Column(min_width=320):
-                        samples = gr.HTML("", label="What the model writes", elem_id="train-samples")
+                        gr.Markdown("**What the model writes**")
+                        samples = gr.HTML("", elem_id="train-samples")
         with gr.Accordion("About this model", open=True):
             facts = gr.Markdown(served.facts_markdown(), elem_id="facts")
 

@@ -440,16 +440,18 @@ class TinyGPTDemo:
         if f["val_loss"] is not None:  # nats per character, and the same in bits
             loss = (f"{f['val_loss']:.4f} ({bits_per_character(f['val_loss']):.2f} bits per character)"
                     + (f" at step {f['steps']:,}" if f["steps"] else ""))
-        return "\n".join(
-            [
-                f"**Model** `{f['source']}`",
-                "",
-                "| parameters | layers | heads | n_embd | block size | vocabulary | val loss |",
-                "|---|---|---|---|---|---|---|",
-                f"| {f['params']:,} | {f['n_layer']} | {f['n_head']} | {f['n_embd']} | {f['block_size']} "
-                f"| {f['vocab_size']} characters | {loss} |",
-            ]
-        )
+        # Two columns, one fact a row: it fits a phone as well as a laptop.
+        return "\n".join([
+            f"**Model** `{f['source']}`",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| parameters | {f['params']:,} |",
+            f"| layers · heads · width | {f['n_layer']} · {f['n_head']} · {f['n_embd']} |",
+            f"| context (block size) | {f['block_size']} characters |",
+            f"| vocabulary | {f['vocab_size']} characters |",
+            f"| val loss | {loss} |",
+        ])
 
 
 def _table(chars: list[str], probs: list[float]):

@@ -501,16 +501,17 @@ def loss_chart(p: TrainProgress):
                {"field": "loss", "type": "quantitative", "format": ".3f"}]
     evaluated = {"filter": {"field": "series", "oneOf": [HELD_OUT, TRAINING]}}
     running = {"filter": {"field": "series", "equal": RUNNING}}
+    # The axes and colours are shared by every layer (gradio's chart theme recolours a layer's own colour scale).
     layers = [
-        {"transform": [running], "mark": {"type": "line", "strokeWidth": 1.5},
-         "encoding": {"x": x, "y": y, "color": color}},
-        {"transform": [evaluated], "mark": {"type": "line", "strokeWidth": 2.5},
-         "encoding": {"x": x, "y": y, "color": color}},
+        {"transform": [running], "mark": {"type": "line", "strokeWidth": 1.5}, "encoding": {}},
+        {"transform": [evaluated], "mark": {"type": "line", "strokeWidth": 2.5}, "encoding": {}},
         {"transform": [evaluated], "mark": {"type": "point", "filled": True, "size": 60, "strokeWidth": 0},
-         "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip}},
+         "encoding": {"tooltip": tooltip}},
     ]
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "data": {"values": rows},
-            "height": 260, "layer": layers}
+            "height": 260, "encoding": {"x": x, "y": y, "color": color}, "layer": layers,
+            # SVG: crisp text at any zoom, and the page (and its tests) can read the axes and the legend.
+            "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}}}
     return AltairPlotData(plot=json.dumps(spec), chart="line")
 
 
