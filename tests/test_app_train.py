@@ -99,6 +99,8 @@ def test_train_streams_progress_and_a_sample_per_evaluation(trained):
     best = min(evaluations, key=lambda e: e["val_loss"])
     assert final["best_step"] == best["step"] and final["best_val_loss"] == pytest.approx(best["val_loss"])
     assert len({e["sample"] for e in evaluations}) == len(evaluations)  # each evaluation wrote something new
+    # Five lines repeated: the held-out part repeats the training text, and the run says what that means.
+    assert any("memorising, not learning" in w for w in final["warnings"]), final["warnings"]
 
 
 def test_the_sample_shown_is_what_the_sessions_model_writes(trained):
@@ -563,3 +565,32 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
         assert session.trained is previous and session.use_trained and session.job is None  # nothing lost
     finally:
         trainings.close()
+
+
+def test_the_line_says_each_place_and_about_how_long_in_words(tmp_path):
+    """In process: two slots busy for 20 and 50 more seconds, three trainings waiting with budgets of 60, 30 and
+    10 s. The first waits for the first slot (20 s), the second for the other (50 s), the third for the first
+    slot again (20 + 60 = 80 s); the page says "2nd in line, about 50 s"."""
+    line = demo_training.TrainingLine(slots=2)
+    text = demo_training.TrainingText(NEW_TEXT, "the text")
+
+    def job(seconds, left=None):
+        j = demo_training.TrainingJob(text, (1, 4, 32, 16), seconds, 0, tmp_path / "run")
+        if left is not None:
+            j.progress.status, j.progress.elapsed_s = "training", seconds - left
+        return j
+
+    running = [job(60, left=20), job(60, left=50)]
+    line.running.extend(running)
+    waiting = [job(60), job(30), job(10)]
+    for j in waiting:
+        line.join(j)
+    assert [line.place(j) for j in waiting] == [(1, 20.0), (2, 50.0), (3, 80.0)]
+    assert not line.try_start(waiting[0])  # both slots are taken
+    line.leave(running[0])
+    assert not line.try_start(waiting[1]) and line.try_start(waiting[0])  # first come, first served
+    p = waiting[1].progress
+    p.place, p.wait_s = line.place(waiting[1])
+    assert demo_training.progress_line(p).startswith("### Waiting: 1st in line, about 50 s")
+    assert [demo_training.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd"]

@@ -523,7 +523,7 @@ def ordinal(n: int) -> str:
 def progress_line(p: TrainProgress, error: str | None = None) -> str:
     """The progress in words: the place in line, the step and the time, the verdict; the warnings below."""
     if p.status == "waiting":
-        return (f"### ⏳ Waiting: {ordinal(p.place)} in line, about {p.wait_s:.0f} s\n"
+        return (f"### Waiting: {ordinal(p.place)} in line, about {p.wait_s:.0f} s\n"
                 f"One training at a time runs on this server; yours ({p.text_name}, {p.characters:,} characters) "
                 "starts when a slot frees up. **Stop** gives your place up.")
     if p.status == "cancelled":
