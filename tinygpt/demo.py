@@ -38,7 +38,7 @@ from transformers import (
 from transformers.utils import cached_file
 
 from .common import CharStreamer, code_fence, is_local_path, one_line
-from .generation import MAX_SEED, check_generation_params
+from .generation import MAX_SEED, check_generation_params  # noqa: F401  (MAX_SEED: app.py's seed box)
 from .run_state import RunState, bits_per_character
 from .tokenization import describe_unknown_characters
 
