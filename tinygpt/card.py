@@ -2,7 +2,8 @@
 
 `train.py` writes it into every checkpoint (`tinygpt.publish`) and `tinygpt push` refreshes it, so the card always
 describes the weights beside it. Everything it says about training comes from the folder's trainer_state.json
-(losses, settings, the command, the sample of each evaluation), never from an earlier card. The YAML header comes
+(`RunState.load`: losses, settings, the command, the sample of each evaluation, the warnings), never from an
+earlier card. The YAML header comes
 from `ModelCardData`, with a `model-index` entry for the validation loss, never from glued strings.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .common import code_fence
-from .run_state import TRAINER_STATE_NAME, RunState, bits_per_character  # noqa: F401 - TRAINER_STATE_NAME re-exported
+from .run_state import RunState, bits_per_character
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "mit"
@@ -100,12 +101,6 @@ corpus's letters and spaces, then words.
 
 {{ sample }}
 {% endif %}"""
-
-
-def read_trainer_state(model_dir: str | Path) -> dict | None:
-    """The folder's trainer_state.json as a dict (`RunState.load`), or None for a model not trained by tinygpt."""
-    state = RunState.load(model_dir)
-    return state.to_dict() if state is not None else None
 
 
 def load_snippet(repo_id: str, revision: str | None = None) -> str:
@@ -208,15 +203,16 @@ def _training_summary(run: RunState, kept: dict | None, data: dict) -> str:
             summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
     summary += "."
     last = run.last_eval or {}
-    if kept is not None and run.model_step is not None and run.model_step != run.global_step:
-        summary += (f" The weights here are from step **{run.model_step:,}**, the evaluation with the lowest "
-                    f"validation loss: **{kept['val_loss']:.4f}** (train {kept.get('train_loss', math.nan):.4f}); at "
-                    f"the last step, {run.global_step:,}, val was {last.get('val_loss', math.nan):.4f}.")
+    if kept is not None and kept.get("step") == run.best_step:
+        where = "the last one" if kept["step"] == run.global_step else "the weights kept in this folder"
+        summary += (f" Best validation loss: **{kept['val_loss']:.4f}** (train {kept.get('train_loss', math.nan):.4f})"
+                    f" at step {kept['step']:,}, {where}.")
+        if kept["step"] != run.global_step and last:
+            summary += f" At the last step, {last['step']:,}, val was {last['val_loss']:.4f}."
     elif kept is not None:
-        summary += (f" Validation loss of these weights (step {kept['step']:,}): **{kept['val_loss']:.4f}** "
-                    f"(train {kept.get('train_loss', math.nan):.4f}).")
-        if run.best_val_loss is not None and run.best_step != kept["step"]:
-            summary += f" The lowest was {run.best_val_loss:.4f}, at step {run.best_step:,}."
+        summary += (f" Validation loss of these weights (step {kept['step']:,}): **{kept['val_loss']:.4f}** (train "
+                    f"{kept.get('train_loss', math.nan):.4f}); the best was {run.best_val_loss:.4f} at step "
+                    f"{run.best_step:,} (`--keep best` keeps that one).")
     elif run.best_val_loss is not None:
         summary += f" Best validation loss: **{run.best_val_loss:.4f}**."
     if last.get("elapsed_s") is not None:

@@ -5,8 +5,14 @@
 
 The loop is the final post's (batch, forward, backward, AdamW step; `estimate_loss()` every `eval_interval`
 steps, now with a sample of text), and each evaluation is followed by an atomic checkpoint (`tinygpt.checkpoint`)
-that loads with `from_pretrained` and resumes bit for bit. Everything else subscribes to `TrainerCallback`'s
-events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one writes and sees events.
+that loads with `from_pretrained` and resumes bit for bit. A run that ends early (stop(), the time limit) is
+evaluated at the step it ended before it is saved, so what it offers is measured on the weights offered.
+
+What the run has done is `trainer.state` (`tinygpt.run_state.RunState`, after transformers' `TrainerState`): the
+engine updates it, callbacks read it, and each checkpoint's trainer_state.json is it saved. Everything else
+subscribes to `TrainerCallback`'s events, the model card too (`publish.ModelCardWriter`): this module imports
+no card writer and no command-line module. Accelerate runs it on 1 to N processes (`torchrun`); only the main
+one writes and sees events.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from .settings import DTYPES, TrainingError, TrainingSettings
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
 TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
-REPEATS_WARNING = 0.5  # warn when more than this share of the val passages occur in the training text
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
+REPEATS_WARNING = 0.25  # warn when more than this share of the val passages occur in the training text
 
 
 class TrainerCallback:
@@ -81,8 +88,10 @@ class Trainer:
             raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
         from accelerate import Accelerator
 
-        self.accelerator = acc = Accelerator(cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype],
-                                             dynamo_backend="inductor" if s.compile else "no")
+        # --compile is applied here, not through Accelerator(dynamo_backend=): Accelerate keeps that choice in a
+        # process-wide singleton, so a second Trainer in the same process (a notebook, the demo) would silently
+        # get the first one's.
+        self.accelerator = acc = Accelerator(cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype])
         self.device, self.rank, self.world, self.is_main = acc.device, acc.process_index, acc.num_processes, \
             acc.is_main_process
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
@@ -137,7 +146,9 @@ class Trainer:
         fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}  # one kernel for all params
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.learning_rate_at(0), betas=(s.beta1, s.beta2),
                                       weight_decay=s.weight_decay, **fused)
-        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # DDP/compile wrapper
+        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # the DDP wrapper
+        if s.compile:  # last, around the DDP wrapper, as Accelerate does it
+            self._wrapped = torch.compile(self._wrapped, backend=COMPILE_BACKEND)
 
         # Random streams: this process's batches (seed + process index) and its dropout (torch's global RNG).
         self.sampler = torch.Generator().manual_seed(s.seed + self.rank)

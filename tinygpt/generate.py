@@ -8,7 +8,7 @@ import torch
 
 from .common import CharStreamer, one_line
 from .device import DEVICE_CHOICES, resolve_device
-from .generation import generation_kwargs  # noqa: F401 - checked in one place, also imported from here
+from .generation import generation_kwargs  # the parameters' checks, shared with the demo and the engine
 from .loading import load_pretrained
 
 

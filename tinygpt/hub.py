@@ -27,7 +27,9 @@ from pathlib import Path
 
 from .card import CARD_NAME, build_model_card
 from .common import one_line
-from .loading import ModelLoadError, check_model_dir
+from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
+    ModelLoadError, NotATinyGPTModelError, check_local_folder, check_model_dir, check_tinygpt_config,
+)
 from .run_state import RunState
 
 # Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
@@ -74,10 +76,6 @@ class HubUnavailableError(HubError):
 
 class InvalidRepoIdError(ValueError):
     """A repo id the Hub would refuse."""
-
-
-class NotATinyGPTModelError(ValueError):
-    """`tinygpt space --model` names a repo that is not a tinygpt model: the Space would fail at start."""
 
 
 @dataclass
@@ -197,8 +195,7 @@ def push_model(
 
 def check_shareable_folder(model_dir: Path) -> None:
     """A folder that makes a loadable repo: a valid tinygpt model with its code files and tokenizer."""
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"{model_dir}: no such folder (give the folder that train.py or convert-seed wrote)")
+    check_local_folder(model_dir, missing_hint="give the folder that train.py or convert-seed wrote")
     check_model_dir(model_dir)  # config model_type, weights file, tensor names and shapes
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
@@ -401,13 +398,11 @@ def check_tinygpt_repo(api, model_id: str) -> None:
         raise NotATinyGPTModelError(f"--model {model_id} has no config.json, so it is not a model pushed with "
                                     "`tinygpt push`; the Space could not load it") from None
     try:
-        model_type = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, AttributeError):
-        raise NotATinyGPTModelError(f"--model {model_id}: its config.json is not a JSON object; the Space could "
-                                    "not load it") from None
-    if model_type != "tinygpt":
-        raise NotATinyGPTModelError(f"--model {model_id} is a {model_type!r} model, not a tinygpt model: the "
-                                    "Space's app.py runs tinygpt models only (push one with `tinygpt push`)")
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except ValueError:
+        config = None
+    check_tinygpt_config(config, f"--model {model_id}", "the Space's app.py runs tinygpt models only (push one "
+                         "with `tinygpt push`)")
 
 
 def engine_files(package_dir: Path = PACKAGE_DIR) -> list[str]:

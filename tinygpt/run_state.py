@@ -108,6 +108,8 @@ class RunState:
             state.best_step = best.get("step")
             if state.best_val_loss is None:
                 state.best_val_loss = best["val_loss"]
+        if "elapsed_s" not in data and state.log_history:
+            state.elapsed_s = state.log_history[-1].get("elapsed_s", 0.0)
         if "status" not in data and state.max_steps and state.global_step >= state.max_steps:
             state.status = "finished"
         return state
