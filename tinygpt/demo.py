@@ -39,6 +39,7 @@ from transformers.utils import cached_file
 
 from .common import CharStreamer, code_fence, is_local_path, one_line
 from .generation import MAX_SEED, check_generation_params  # noqa: F401  (MAX_SEED: app.py's seed box)
+from .loading import ModelLoadError, check_local_folder, check_model_dir, check_tinygpt_config
 from .run_state import RunState, bits_per_character
 from .tokenization import describe_unknown_characters
 
@@ -112,8 +113,10 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
         config = AutoConfig.from_pretrained(name, trust_remote_code=True)
     except Exception as err:  # OSError for a missing repo, ValueError for a bad config, ...
         raise ModelError(f"{name}: cannot load its config: {one_line(err)}") from None
-    if getattr(config, "model_type", None) != "tinygpt":
-        raise ModelError(f"{name}: model_type is {config.model_type!r}, not 'tinygpt'; this demo needs a tinygpt model")
+    try:  # a Hub repo: the same check as a folder's, on the config just downloaded
+        check_tinygpt_config(config.to_dict(), name, hint="this demo needs a tinygpt model")
+    except ModelLoadError as err:
+        raise ModelError(one_line(err)) from None
     try:
         model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=True).eval()
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=True)
@@ -130,16 +133,12 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
 
 def _check_folder(path: Path, name: str, missing_hint: str = "") -> None:
     """Fail early, and plainly, on a folder that is not a tinygpt model (transformers' errors are long): loading's
-    checks, the same the `tinygpt` command and the Hub code make, in one line."""
-    from .loading import ModelLoadError, check_model_dir, resolve_model_dir
-
+    one check, which the `tinygpt` command and the Hub code make too, in the same words."""
     try:
-        check_model_dir(resolve_model_dir(str(path)))
+        check_local_folder(path, name, missing_hint)
+        check_model_dir(path, name, need_tokenizer=True)
     except ModelLoadError as err:
-        hint = f" ({missing_hint})" if missing_hint and not path.exists() else ""
-        raise ModelError(one_line(err).replace(str(path), name) + hint) from None
-    if not (path / "tokenizer.json").is_file():
-        raise ModelError(f"{name}: no tokenizer.json; save the model and its tokenizer together in this folder")
+        raise ModelError(one_line(err)) from None
 
 
 def _facts(model, source: str, label: str) -> dict:
