@@ -31,7 +31,7 @@ from app_helpers import (
     make_model_dir,
     stream_generate,
 )
-from tinygpt.demo import SeededSampler, TinyGPTDemo, load_model
+from tinygpt.demo import SeededSampler, ThreadStream, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -289,6 +289,38 @@ def test_closing_the_stream_stops_the_worker_thread(demo_model):
             break
         time.sleep(0.01)
     assert not running, "the generation thread kept running after the stream was closed"
+
+
+def test_the_thread_bridge_hands_over_items_in_order_then_the_error_and_stops_its_worker():
+    """ThreadStream, the one bridge Generate and Train use: what the worker emitted arrives in order before its
+    error; a quiet worker still wakes the reader (`wake_every`); closing the stream tells the worker to stop."""
+
+    async def run():
+        def failing(emit, stop):
+            for i in range(5):
+                emit(i)
+            raise RuntimeError("boom")
+
+        got = []
+        with pytest.raises(RuntimeError, match="boom"):
+            async for batch in ThreadStream(failing, "test-failing").start().batches():
+                got += batch
+        assert got == [0, 1, 2, 3, 4]
+
+        def quiet(emit, stop):
+            stopped.append(stop.wait(10))
+
+        stopped = []
+        stream = ThreadStream(quiet, "test-quiet").start()
+        assert await anext(stream.batches(wake_every=0.05)) == []
+        await stream.aclose()
+        for _ in range(100):
+            if stopped:
+                break
+            await asyncio.sleep(0.01)
+        assert stopped == [True]
+
+    asyncio.run(run())
 
 
 def test_model_facts_report_the_val_loss_of_a_trained_folder(model_dir, tmp_path):
