@@ -722,12 +722,11 @@ class Trainings:
     # -- Stop, download, push
 
     def stop(self, request: gr.Request) -> str:
-        """Stop: leaves the line, or stops the training (which is then evaluated and saved). A toast says which."""
+        """Stop: leaves the line, or stops the training (which is then evaluated and saved). The answer goes to the
+        progress line (no toast: on a phone it would cover the page), which the training's stream then updates."""
         session = self.sessions.get(request)
         job = session.job if session is not None else None
-        message = job.stop() if job is not None else "Nothing is training in this tab."
-        gr.Info(message)
-        return message
+        return job.stop() if job is not None else "Nothing is training in this tab."
 
     def download(self, request: gr.Request) -> str:
         session = self.sessions.get(request)
