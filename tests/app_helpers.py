@@ -198,6 +198,34 @@ def stream_generate(url: str, inputs: list, fn: int, timeout: float = 60.0) -> d
     return record
 
 
+def call_raw(url: str, api_name: str, inputs: list, timeout: float = 60.0) -> dict:
+    """Any endpoint through the raw queue protocol, with the inputs as whatever JSON they are (not what
+    gradio_client would make of them). Lone surrogates go out as JSON escapes ("\\ud800"), as a browser's
+    JSON.stringify sends them. Returns {"success", "error", "outputs": every streamed output's data}."""
+    fn = fn_index(httpx.get(url + "/config", timeout=10).json(), api_name)
+    session = uuid.uuid4().hex
+    body = json.dumps({"data": inputs, "fn_index": fn, "session_hash": session, "event_data": None,
+                       "trigger_id": None})  # ensure_ascii: "\ud800" stays an escape, not invalid UTF-8
+    result = {"success": None, "error": None, "outputs": []}
+    with httpx.Client(timeout=timeout) as client:
+        client.post(f"{url}/gradio_api/queue/join", content=body,
+                    headers={"content-type": "application/json"}).raise_for_status()
+        with client.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[len("data:"):])
+                if message.get("msg") == "process_generating":
+                    result["outputs"].append(message["output"].get("data"))
+                elif message.get("msg") == "process_completed":
+                    result["success"] = bool(message.get("success"))
+                    result["error"] = (message.get("output") or {}).get("error")
+                    break
+                elif message.get("msg") == "close_stream":
+                    break
+    return result
+
+
 def load_app_module():
     """app.py imported as a module (it sits beside tests/, not inside a package)."""
     spec = importlib.util.spec_from_file_location("tinygpt_app", APP)
