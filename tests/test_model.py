@@ -148,7 +148,7 @@ def test_save_pretrained_round_trip(tmp_path, model):
     # the copied code imports only torch, transformers and each other
     for code in ("configuration_tinygpt.py", "modeling_tinygpt.py"):
         imports = [l for l in (tmp_path / code).read_text().splitlines() if l.startswith(("import ", "from "))]
-        assert all(l.split()[1].split(".")[0] in {"torch", "transformers", "huggingface_hub", "math", ""} or l.startswith("from .") for l in imports), imports
+        assert all(l.split()[1].split(".")[0] in {"torch", "transformers", "huggingface_hub", "math", "dataclasses", ""} or l.startswith("from .") for l in imports), imports
 
 
 # ---------------------------------------------------------------- generation
