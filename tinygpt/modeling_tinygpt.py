@@ -102,12 +102,15 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, attention_mask=None, cache=None, **kwargs):
+    def forward(self, x, attention_mask=None, cache=None, last_only=False, **kwargs):
         B, T, C = x.shape
         # every head's query, key and value at once: (B, T, 3 * C) -> three tensors of shape (B, nh, T, hs)
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
         if cache is not None:  # earlier characters' keys and values: (B, nh, S, hs), S = cached + T
             k, v = cache.update(k, v, self.layer_idx)
+        if last_only:  # only the last character asks (see TinyGPTForCausalLM.forward); it may see every key
+            q, T = q[:, :, -1:], 1
+            attention_mask = attention_mask[..., -1:, :] if attention_mask is not None else None
         # Attention weights exist only where they are computed: the seed's Head written out.
         implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
         attention = ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention)
@@ -146,8 +149,9 @@ class Block(GradientCheckpointingLayer):
         self.ln1 = nn.LayerNorm(config.n_embd)
         self.ln2 = nn.LayerNorm(config.n_embd)
 
-    def forward(self, x, attention_mask=None, cache=None, **kwargs):
-        x = x + self.sa(self.ln1(x), attention_mask, cache, **kwargs)[0]
+    def forward(self, x, attention_mask=None, cache=None, last_only=False, **kwargs):
+        attn = self.sa(self.ln1(x), attention_mask, cache, last_only, **kwargs)[0]  # (B, T, C); (B, 1, C) last_only
+        x = (x[:, -1:] if last_only else x) + attn
         x = x + self.ffwd(self.ln2(x))
         return x
 
@@ -264,16 +268,21 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         tok_emb = self.token_embedding(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         B = tok_emb.shape[0]
         if crop_and_rerun:  # one window per kept position, run as a batch of B * n: (B * n, block_size, C)
-            tok_emb, attention_mask, position_ids, logits_to_keep = self._windows(tok_emb, attention_mask, logits_to_keep)
-            returned_cache, cache, use_cache = DynamicCache() if use_cache else None, None, False
+            tok_emb, attention_mask = self._windows(tok_emb, attention_mask, logits_to_keep)
+            position_ids, logits_to_keep, cache = None, 1, None  # positions counted in each window; its last logits
+            returned_cache, use_cache = DynamicCache() if use_cache else None, False
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
-        mask = create_causal_mask(self.config, tok_emb, attention_mask, cache, position_ids)  # None: causal kernel
+        # None where SDPA's causal kernel is the mask (layer 0: every layer of the cache is full attention)
+        mask = create_causal_mask(self.config, tok_emb, attention_mask, cache, position_ids, layer_idx=0)
         position_ids = self._position_ids(tok_emb, cache, attention_mask, position_ids)
 
         x = tok_emb + self.position_embedding(position_ids)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, attention_mask=mask, cache=cache, **kwargs)
+        # Past block_size only each window's last position is read: the last block computes only that one. Exact, and
+        # it saves 1/n_layer of the work of every step there (unless hidden states or attentions are recorded).
+        last = crop_and_rerun and not (kwargs.get("output_hidden_states") or kwargs.get("output_attentions"))
+        for i, block in enumerate(self.blocks):
+            x = block(x, attention_mask=mask, cache=cache, last_only=last and i == len(self.blocks) - 1, **kwargs)
         x = self.ln_f(x)  # (B, T, C)
         logits = self.head(slice_logits_to_keep(x, logits_to_keep))  # (B, T, vocab_size)
 
@@ -294,7 +303,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         length, explicit position_ids) are checked in eager mode only: a compiled or exported graph must not branch
         on them (and on a GPU reading them would wait for the device at every step).
         """
-        T, block_size = tok_emb.shape[1], self.config.block_size
+        T, block_size = tok_emb.shape[1], self.position_embedding.num_embeddings  # config.block_size
         past = cache.get_seq_length() if cache is not None else 0  # an int, or a 0-d tensor for a static cache
         compiling = torch.compiler.is_compiling()
         if not (compiling and isinstance(past, torch.Tensor)) and past + T > block_size:
@@ -317,8 +326,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         Position t is predicted from the block_size characters ending at t, each at positions 0..block_size-1 of its
         own window: n kept positions (all if 0) become n windows, run as one batch (one for plain decoding; assisted
         decoding checks several candidates at once). Windows that would start before the text are left-padded and
-        masked, exactly as a short, left-padded prompt is. Returns the windows, their 2-D masks, position_ids (None:
-        counted from the masks) and the logits to keep (each window's last).
+        masked, exactly as a short, left-padded prompt is. Returns the windows and their 2-D masks (or None).
         """
         if not isinstance(logits_to_keep, int):
             raise ValueError("TinyGPT: crop_and_rerun takes logits_to_keep as an int (the last positions to predict)")
@@ -331,11 +339,11 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             mask = mask if mask is not None else torch.ones((B, T), dtype=torch.long, device=tok_emb.device)
             tok_emb, mask = F.pad(tok_emb, (0, 0, span - T, 0)), F.pad(mask, (span - T, 0))
         if n == 1:  # plain decoding: the last window itself
-            return tok_emb[:, -window:], mask[:, -window:] if mask is not None else None, None, 1
+            return tok_emb[:, -window:], mask[:, -window:] if mask is not None else None
         # window i ends at the i-th kept position: (B, n, C, window) -> (B * n, window, C)
         windows = tok_emb[:, -span:].unfold(1, window, 1).transpose(2, 3).reshape(B * n, window, C)
         masks = mask[:, -span:].unfold(1, window, 1).reshape(B * n, window) if mask is not None else None
-        return windows, masks, None, 1
+        return windows, masks
 
     def prepare_inputs_for_generation(
         self,
@@ -367,27 +375,30 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             key, text = "inputs_embeds", inputs_embeds
         if cache is not None and not cache.is_compileable and cache.get_seq_length() == 0:
             next_sequence_length = None  # nothing cached (a first step, or the window slid): the whole text
-        inputs = {key: text, "cache": cache, "attention_mask": attention_mask, "position_ids": position_ids}
+        # generate()'s positions count from each row's first character; without a mask (no padding) they are the
+        # model's own default, which then costs nothing to slice or check
+        positions = position_ids if attention_mask is not None else None
+        inputs = {key: text, "cache": cache, "attention_mask": attention_mask, "position_ids": positions}
 
-        crop_and_rerun = length > self.config.block_size
-        if crop_and_rerun and text.shape[1] < length:
-            raise ValueError(
-                "TinyGPT: past block_size, generate() runs the last block_size characters again, so it needs all of "
-                "them: pass the whole input_ids with the cache, not only the new ones"
-            )
-        if crop_and_rerun:  # only the characters the new positions' windows cover; their positions are 0..block_size-1
-            inputs.update(crop_and_rerun=True, position_ids=None)
-            keep, names = self.config.block_size + next_sequence_length - 1 if next_sequence_length else None, (key, "attention_mask")
+        if length > self.config.block_size:  # the seed's crop: only the characters the new positions' windows cover
+            if text.shape[1] < length:
+                raise ValueError(
+                    "TinyGPT: past block_size, generate() runs the last block_size characters again, so it needs all "
+                    "of them: pass the whole input_ids with the cache, not only the new ones"
+                )
+            inputs.update(crop_and_rerun=True, position_ids=None)  # positions: 0..block_size-1 of each window
+            keep = self.config.block_size + next_sequence_length - 1 if next_sequence_length else None
+            names = (key, "attention_mask")
         else:  # only the new characters (the mask covers the cached ones too)
             keep, names = next_sequence_length, (key, "position_ids")
         for name in names if keep else ():
             if inputs[name] is not None:  # cloned: a slice's strides change with the length (a compiled forward would
                 inputs[name] = inputs[name][:, -keep:].clone(memory_format=torch.contiguous_format)  # recompile for each)
-        if cache is not None and cache.is_compileable and not crop_and_rerun:
+        if attention_mask is not None and cache is not None and cache.is_compileable and "crop_and_rerun" not in inputs:
             # A static cache has a fixed length: transformers' 4-D mask of that length keeps a compiled forward's
-            # shapes the same at every step (one graph, not one per mask length), as its generic version does
-            shape = (*inputs[key].shape[:2], 0)
-            empty = torch.empty(shape, dtype=self.dtype, device=input_ids.device)
+            # shapes the same at every step (one graph, not one per length of the growing 2-D mask)
+            shape = (*inputs[key].shape[:2], 0)  # create_causal_mask reads only the batch, length, dtype and device
+            empty = torch.empty(shape, dtype=self.dtype, device=text.device)
             inputs["attention_mask"] = create_causal_mask(self.config, empty, attention_mask, cache, inputs["position_ids"])
         for name, value in kwargs.items():  # use_cache, output_attentions, logits_to_keep, ...
             if name not in ("labels", "shift_labels"):
