@@ -278,9 +278,12 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         position_ids = self._position_ids(tok_emb, cache, attention_mask, position_ids)
 
         x = tok_emb + self.position_embedding(position_ids)  # (B, T, C)
-        # Past block_size only each window's last position is read: the last block computes only that one. Exact, and
-        # it saves 1/n_layer of the work of every step there (unless hidden states or attentions are recorded).
-        last = crop_and_rerun and not (kwargs.get("output_hidden_states") or kwargs.get("output_attentions"))
+        # generate() reads only the last position's logits: the last block then computes only that position (every
+        # position's keys and values still reach the cache). Exact, and it saves 1/n_layer of the work where a whole
+        # text runs again: past block_size, at every step. Not with a static cache (sdpa's causal kernel is what hides
+        # its empty slots) nor when hidden states or attentions are recorded.
+        last = isinstance(logits_to_keep, int) and logits_to_keep == 1 and not getattr(cache, "is_compileable", False)
+        last = last and not (kwargs.get("output_hidden_states") or kwargs.get("output_attentions"))
         for i, block in enumerate(self.blocks):
             x = block(x, attention_mask=mask, cache=cache, last_only=last and i == len(self.blocks) - 1, **kwargs)
         x = self.ln_f(x)  # (B, T, C)
