@@ -13,8 +13,9 @@ it ends (or Stop is pressed) that browser session's Generate and See inside use 
 downloaded as the folder train.py writes, or pushed to the Hub with the same code as `tinygpt push`.
 
 This file is the page and the command line; the logic is in the `tinygpt` package beside it (`tinygpt space`
-uploads that folder with app.py): `tinygpt/demo.py` loads the model and generates and looks inside,
-`tinygpt/demo_training.py` runs the Train tab (sessions, trainings, checks). The served model loads with
+uploads that folder with app.py): `tinygpt/demo.py` loads the model, generates and looks inside,
+`tinygpt/sessions.py` remembers which model each browser tab uses, and `tinygpt/demo_training.py` runs the Train tab
+(the checks, the line of trainings, the engine in a thread, the page's view). The served model loads with
 `trust_remote_code=True`; training imports tinygpt's engine (which needs accelerate) only when someone presses Train.
 
 API (`gradio_client.Client(url)`):
@@ -23,11 +24,13 @@ API (`gradio_client.Client(url)`):
         the same text whatever else the server is doing: every request samples from its own seeded Generator.
     predict(prompt, api_name="/inspect") -> (top-10 table, attention maps as HTML, what the model sees)
     submit(text, model_size=..., seconds=60, max_iters=0, api_name="/train") -> streams progress dicts
-        (status, step, max_iters, elapsed_s, time_left_s, train_loss, evaluations: [{step, train_loss,
-        val_loss, elapsed_s, sample}]). Afterwards /generate and /inspect from the same Client use the trained
-        model; another Client still gets the served one.
-    predict(api_name="/stop_training"), predict(api_name="/download") -> the model folder as a .zip,
-    predict(repo_id, token, api_name="/push").
+        (status: waiting | starting | training | stopping | finished | stopped | time_limit | cancelled; place and
+        wait_s while waiting in line; step, max_iters, elapsed_s, time_left_s, train_loss, n_params; evaluations:
+        [{step, train_loss, val_loss, elapsed_s, sample}]; best_step and best_val_loss: the evaluation whose model
+        is kept; warnings: plain words when the numbers mean memorising). Afterwards /generate and /inspect from the
+        same Client use the trained model; another Client still gets the served one.
+    predict(api_name="/stop_training") (also leaves the line), predict(api_name="/download") -> the model folder as
+    a .zip, predict(repo_id, token, api_name="/push").
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from transformers.utils import logging as hf_logging
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
 from tinygpt.demo_training import (
-    DEFAULT_SIZE, MAX_TRAINED_MODELS, MODEL_SIZES, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
-    TRAIN_MIN_SECONDS, TRAIN_SECONDS, Sessions, Trainings, hub_login_available,
+    DEFAULT_SIZE, MODEL_SIZES, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS, TRAIN_MIN_SECONDS,
+    TRAIN_SECONDS, TrainPage, Trainings, hub_login_available,
 )
+from tinygpt.sessions import MAX_TRAINED_MODELS, Sessions
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "checkpoints" / "tinyshakespeare"
@@ -87,17 +91,26 @@ like the seed's `torch.zeros((1, 1))`; that starting character is not shown.
 """
 
 INSIDE_HELP = """\
-What the model makes of your prompt. **Left:** its ten favourite next characters (before temperature, top-k or
-top-p). **Below:** every attention head of every layer. Each row is a character looking back; the bright cells
-are the earlier characters it takes its information from. The grey upper triangle is the future: no peeking.
+What the model makes of your prompt. **The bar chart:** its ten favourite next characters (before temperature,
+top-k or top-p). **What the model sees:** the last characters of the prompt, as many as its context holds.
+**The maps:** every attention head of every layer. Each row is a character looking back at the ones before it:
+the darker the blue, the more of its attention goes to that character (white: none). The grey upper triangle is
+the future: no peeking.
 """
 
 TRAIN_HELP = """\
 Train a new model from scratch on a text of your choice, right here: the loop from the final post (get a batch,
-predict every next character, nudge the weights), with the loss measured on held-out text (the last 10 %) and a
-sample written after every evaluation. Watch it go from random characters to words. When it ends, or you press
-**Stop**, this tab's Generate and See inside use your model; other visitors never see it, and it is gone when
-you close the tab, so download it or push it to the Hub.
+predict every next character, nudge the weights), with a sample written after every evaluation. Watch it go from
+random characters to words. When it ends, or you press **Stop**, this tab's Generate and See inside use your model;
+other visitors never see it, and it is gone when you close the tab, so download it or push it to the Hub.
+"""
+
+LOSS_HELP = """\
+**Loss** says how surprised the model is by each next character: lower is better. The orange line is measured on
+the **held-out text**, the last 10 % of your text, which the model never trains on: that is the honest score. If
+it rises while the blue (training text) keeps falling, the model is memorising instead of learning. A loss divided
+by ln 2 (0.69) is in **bits per character**: a blind guess among 65 characters scores 4.2 (6 bits); by 1.5
+(2.2 bits) the samples read like Shakespeare.
 """
 
 CSS = """
@@ -110,21 +123,27 @@ CSS = """
 #attention .attention-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; font-size: 14px; }
 #attention .attention-scale { display: inline-block; width: 120px; height: 12px; background: linear-gradient(to right, #f7fbff, #08306b); border: 1px solid #ccc; }
 #attention .attention-future { display: inline-block; width: 12px; height: 12px; background: #f1f1f4; border: 1px solid #ccc; margin-left: 12px; }
-#train-samples pre { white-space: pre-wrap; }
-#facts table { display: block; overflow-x: auto; }  /* a phone scrolls the table instead of squeezing it */
-#facts th, #facts td { white-space: nowrap; }
+/* the loss chart takes its column's width (gradio centres a plot, which lets Vega's width collapse on a resize) */
+#train-curve .altair { align-items: stretch; }
+#train-curve .vega-embed { width: 100%; }
+#train-samples pre { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%; margin: 4px 0 12px;
+  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+#train-samples details summary { cursor: pointer; padding: 2px 0; }
+#train-progress h3 { margin: 0 0 4px; }
+#train-size input { text-overflow: clip; padding-right: 24px; }  /* the text stops short of the arrow */
+@media (max-width: 480px) { #train-size input { font-size: 13px; } }
+#facts table { max-width: 100%; }
+#facts thead { display: none; }  /* a two-column table of facts: no header row */
 """
 
 
-def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int = TRAIN_CONCURRENCY) -> gr.Blocks:
+def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
     vocab = set(served.stoi)
     examples = [e for e in EXAMPLES if set(e[0]) <= vocab]
-
-    def model_for(request: gr.Request | None) -> TinyGPTDemo:
-        return trainings.model_for(request, served)
+    sessions = trainings.sessions
 
     async def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request):
-        stream = model_for(request).generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
+        stream = sessions.model_for(request, served).generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
         try:
             async for text in stream:
                 yield text
@@ -132,10 +151,10 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
             await stream.aclose()
 
     def inspect(prompt, request: gr.Request):
-        return model_for(request).inspect(prompt)
+        return sessions.model_for(request, served).inspect(prompt)
 
     def choose(choice, request: gr.Request):
-        return trainings.choose(choice, request, served)
+        return sessions.choose(choice, request, served).facts_markdown()
 
     with gr.Blocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO.format(block_size=served.block_size))
@@ -154,7 +173,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                 value="served", label="Model", visible=False, elem_id="model-choice", scale=1, min_width=220,
             )
         with gr.Tabs():
-            with gr.Tab("Generate", id="generate"):
+            with gr.Tab("Generate", id="generate") as generate_tab:
                 with gr.Row():
                     with gr.Column(scale=3):
                         output = gr.Textbox(
@@ -189,7 +208,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                         label="Try these",
                     )
             with gr.Tab("See inside", id="inside") as inside_tab:
-                gr.Markdown(INSIDE_HELP)
+                gr.Markdown(INSIDE_HELP, elem_id="inside-help")
                 inspect_btn = gr.Button("Look inside this prompt", elem_id="inspect-btn")
                 with gr.Row():  # side by side on a laptop, stacked on a phone
                     with gr.Column(min_width=320):
@@ -200,10 +219,10 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                     with gr.Column(min_width=320):
                         context = gr.Markdown(elem_id="context")
                 heatmaps = gr.HTML(label="Attention, per layer and head", elem_id="attention")
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab:
                 gr.Markdown(TRAIN_HELP)
                 with gr.Row():
-                    with gr.Column(scale=2, min_width=300):
+                    with gr.Column(scale=3, min_width=300):
                         sources = [("paste text", "paste"), ("upload a .txt", "upload")]
                         if trainings.has_bundled_text:
                             sources.insert(0, ("tiny Shakespeare (bundled, 1.1 MB)", "bundled"))
@@ -215,10 +234,9 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                         gr.Markdown(f"Texts up to {TRAIN_MAX_BYTES // 2**20} MB: the server holds the whole text in "
                                     "memory while it trains and shares its CPU with everyone. Bigger texts: "
                                     "`train.py`.", elem_id="train-cap")
-                    with gr.Column(scale=1, min_width=260):
+                    with gr.Column(scale=2, min_width=300):
                         size = gr.Dropdown(list(MODEL_SIZES), value=DEFAULT_SIZE, allow_custom_value=True,
-                                           label="Model size (pick one, or type layers · heads · width · context)",
-                                           elem_id="train-size")
+                                           label="Model size", info=SIZE_HELP, elem_id="train-size")
                         seconds = gr.Slider(TRAIN_MIN_SECONDS, trainings.max_seconds, step=5,
                                             value=min(TRAIN_SECONDS, trainings.max_seconds),
                                             label=f"Time budget, seconds (server cap {trainings.max_seconds:g})",
@@ -227,24 +245,26 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                             train_stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop-btn")
                 progress = gr.Markdown("", elem_id="train-progress")
-                curve = gr.LinePlot(x="step", y="loss", color="series",
-                                    label="Loss: val (orange) and train (blue) at each evaluation, "
-                                    "train over the last second (light blue)",
-                                    color_map={"train (running)": "#9ecae1", "train": "#2171b5", "val": "#e6550d"},
-                                    height=340, elem_id="train-curve", x_title="step", y_title="loss", color_title="")
-                samples = gr.Markdown("", elem_id="train-samples")
-                with gr.Group(visible=False) as result_box:
+                with gr.Group(visible=False, elem_id="train-result") as result_box:  # right under the verdict
                     download = gr.DownloadButton("Download the model folder (.zip)", visible=False,
                                                  elem_id="train-download")
                     with gr.Row():
                         repo_id = gr.Textbox(label="Hub repo id", placeholder="your-name/tiny-model", scale=2,
-                                             elem_id="push-repo")
+                                             min_width=200, elem_id="push-repo")
                         token = gr.Textbox(label="Hugging Face token (write access; not stored)", type="password",
-                                           scale=2, elem_id="push-token")
+                                           scale=2, min_width=200, elem_id="push-token")
                         if trainings.hub_login:
                             gr.LoginButton(scale=1)
-                        push_btn = gr.Button("Push to the Hub", scale=1, elem_id="push-btn")
+                        push_btn = gr.Button("Push to the Hub", scale=1, min_width=160, elem_id="push-btn")
                     push_status = gr.Markdown("", elem_id="push-status")
+                with gr.Row(equal_height=False):  # the curve and the samples side by side; stacked on a phone
+                    with gr.Column(min_width=320):
+                        gr.Markdown("**Loss at each step**", elem_id="train-curve-title")
+                        curve = gr.Plot(show_label=False, elem_id="train-curve")
+                        gr.Markdown(LOSS_HELP, elem_id="train-loss-help")
+                    with gr.Column(min_width=320):
+                        gr.Markdown("**What the model writes**")
+                        samples = gr.HTML("", elem_id="train-samples")
         with gr.Accordion("About this model", open=True):
             facts = gr.Markdown(served.facts_markdown(), elem_id="facts")
 
@@ -256,19 +276,27 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
         inspect_btn.click(inspect, prompt, inspect_outputs, api_name="inspect")
         inside_tab.select(inspect, prompt, inspect_outputs, api_visibility="private")
         model_choice.input(choose, model_choice, facts, api_visibility="private")
+        # The prompt belongs to Generate and See inside; the Train tab has its own text.
+        for tab, shown in ((generate_tab, True), (inside_tab, True), (train_tab, False)):
+            tab.select(lambda shown=shown: gr.update(visible=shown), None, prompt, api_visibility="private",
+                       queue=False)
 
-        # Train: checked at once (refusals show before any wait), then queued with the other trainings.
+        # Train: checked at once (refusals show before any wait), then in the line of trainings (its place shown in
+        # the progress line), then trained. The Train button is off while it runs, and on again however it ends.
         source.change(lambda s: (gr.Textbox(visible=s == "paste"), gr.File(visible=s == "upload")), source,
                       [pasted, upload], api_visibility="private", queue=False)
-        train_outputs = [curve, progress, samples, download, model_choice, facts, result_box]
-        prepared = train_btn.click(trainings.prepare, [source, pasted, upload, size, seconds], progress,
-                                   api_name="prepare_training", api_visibility="undocumented",
-                                   concurrency_limit=None, trigger_mode="multiple", show_progress="hidden")
-        training = prepared.success(trainings.train_page, None, train_outputs, api_visibility="private",
-                                    concurrency_id="train", concurrency_limit=train_concurrency,
-                                    show_progress="full", show_progress_on=[curve])
-        training.failure(trainings.release, None, None, api_visibility="private", queue=False)
-        gr.api(trainings.train_api, api_name="train", concurrency_id="train", concurrency_limit=train_concurrency)
+        page = TrainPage(train_button=train_btn, progress=progress, curve=curve, samples=samples, result=result_box,
+                         download=download, model_choice=model_choice, facts=facts)
+
+        async def train(source, pasted, upload, size, seconds, request: gr.Request):
+            async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, request):
+                yield updates
+
+        training = train_btn.click(train, [source, pasted, upload, size, seconds], page.components(),
+                                   api_name="train_in_page", api_visibility="undocumented", concurrency_limit=None,
+                                   show_progress="hidden")
+        training.then(lambda: gr.update(interactive=True), None, train_btn, api_visibility="private", queue=False)
+        gr.api(trainings.train_api, api_name="train", concurrency_limit=None)  # waits in the same line
         train_stop_btn.click(trainings.stop, None, progress, api_name="stop_training", concurrency_limit=None,
                              show_progress="hidden")
         download_file = gr.File(visible=False)
@@ -282,8 +310,9 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings, train_concurrency: int
                 return trainings.push(repo, tok, request)
         push_btn.click(push, [repo_id, token], push_status, api_name="push", concurrency_id="push",
                        concurrency_limit=2)
+
         def forget(request: gr.Request):  # the tab closed (gradio noticed its heartbeat stop)
-            trainings.sessions.drop(request.session_hash)
+            sessions.drop(request.session_hash)
 
         demo.unload(forget)
     return demo
@@ -348,14 +377,27 @@ def main(argv=None) -> int:
         print(f"app.py: compiled in {served.compile():.1f} s", flush=True)
     served.warm_up()
     trainings = Trainings(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
-                          hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT)
-    demo = build_demo(served, trainings, train_concurrency=args.train_concurrency)
+                          hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
+                          concurrency=args.train_concurrency)
+    demo = build_demo(served, trainings)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:
         demo.launch(
             server_name=args.host, server_port=args.port, share=args.share or None, theme=gr.themes.Soft(), css=CSS,
             max_file_size=2 * TRAIN_MAX_BYTES,  # much bigger uploads are refused before they are even stored
+            quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
         )
+        print(f"* Running on local URL:  {demo.local_url}", flush=True)
+        print(f"* Running on public URL: {demo.share_url}" if demo.share_url else
+              "* To create a temporary public link, run app.py with --share", flush=True)
+        demo.block_thread()
+    except OSError as err:  # gradio: "Cannot find empty port in range: ..." and a traceback
+        if "empty port" not in str(err):
+            raise
+        busy = f"port {args.port} is in use" if args.port else "no free port from 7860 to 7959"
+        print(f"app.py: error: {busy}; pass a free one with --port (without --port the demo takes the first free "
+              "port from 7860)", file=sys.stderr)
+        return 1
     finally:
         trainings.close()
     return 0

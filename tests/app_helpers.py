@@ -81,10 +81,12 @@ class AppServer:
     Output goes to `log_path` (a file, so a chatty server can never block on a full pipe).
     """
 
-    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 90.0):
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 90.0,
+                 python: str = sys.executable, app: Path = APP):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, str(APP), *args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.args = [str(python), str(app), *args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.cwd = Path(app).parent  # the repository, or a Space's folder
         self.log_path = Path(log_path)
         self.env = env if env is not None else app_env()
         self.timeout = timeout
@@ -94,7 +96,7 @@ class AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
+            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
         )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
@@ -194,6 +196,34 @@ def stream_generate(url: str, inputs: list, fn: int, timeout: float = 60.0) -> d
                 elif kind == "close_stream":
                     break
     return record
+
+
+def call_raw(url: str, api_name: str, inputs: list, timeout: float = 60.0) -> dict:
+    """Any endpoint through the raw queue protocol, with the inputs as whatever JSON they are (not what
+    gradio_client would make of them). Lone surrogates go out as JSON escapes ("\\ud800"), as a browser's
+    JSON.stringify sends them. Returns {"success", "error", "outputs": every streamed output's data}."""
+    fn = fn_index(httpx.get(url + "/config", timeout=10).json(), api_name)
+    session = uuid.uuid4().hex
+    body = json.dumps({"data": inputs, "fn_index": fn, "session_hash": session, "event_data": None,
+                       "trigger_id": None})  # ensure_ascii: "\ud800" stays an escape, not invalid UTF-8
+    result = {"success": None, "error": None, "outputs": []}
+    with httpx.Client(timeout=timeout) as client:
+        client.post(f"{url}/gradio_api/queue/join", content=body,
+                    headers={"content-type": "application/json"}).raise_for_status()
+        with client.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[len("data:"):])
+                if message.get("msg") == "process_generating":
+                    result["outputs"].append(message["output"].get("data"))
+                elif message.get("msg") == "process_completed":
+                    result["success"] = bool(message.get("success"))
+                    result["error"] = (message.get("output") or {}).get("error")
+                    break
+                elif message.get("msg") == "close_stream":
+                    break
+    return result
 
 
 def load_app_module():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from app_helpers import (
     make_model_dir,
     stream_generate,
 )
-from tinygpt.demo import SeededSampler, TinyGPTDemo, load_model
+from tinygpt.demo import SeededSampler, ThreadStream, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -239,7 +238,7 @@ def test_model_facts_are_on_the_page(server, model_dir, reference):
     n_params = sum(p.numel() for p in reference[0].parameters())
     # The folder's name, never the server's absolute path.
     assert f"`{model_dir.name}`" in facts and str(model_dir) not in facts and f"{n_params:,}" in facts
-    assert "| 2 | 4 | 32 | 32 |" in facts  # layers, heads, n_embd, block size
+    assert "| layers · heads · width | 2 · 4 · 32 |" in facts and "| context (block size) | 32 characters |" in facts
     assert "not recorded" in facts  # no trainer_state.json: no val loss
 
 
@@ -292,14 +291,49 @@ def test_closing_the_stream_stops_the_worker_thread(demo_model):
     assert not running, "the generation thread kept running after the stream was closed"
 
 
+def test_the_thread_bridge_hands_over_items_in_order_then_the_error_and_stops_its_worker():
+    """ThreadStream, the one bridge Generate and Train use: what the worker emitted arrives in order before its
+    error; a quiet worker still wakes the reader (`wake_every`); closing the stream tells the worker to stop."""
+
+    async def run():
+        def failing(emit, stop):
+            for i in range(5):
+                emit(i)
+            raise RuntimeError("boom")
+
+        got = []
+        with pytest.raises(RuntimeError, match="boom"):
+            async for batch in ThreadStream(failing, "test-failing").start().batches():
+                got += batch
+        assert got == [0, 1, 2, 3, 4]
+
+        def quiet(emit, stop):
+            stopped.append(stop.wait(10))
+
+        stopped = []
+        stream = ThreadStream(quiet, "test-quiet").start()
+        assert await anext(stream.batches(wake_every=0.05)) == []
+        await stream.aclose()
+        for _ in range(100):
+            if stopped:
+                break
+            await asyncio.sleep(0.01)
+        assert stopped == [True]
+
+    asyncio.run(run())
+
+
 def test_model_facts_report_the_val_loss_of_a_trained_folder(model_dir, tmp_path):
     import shutil
 
     trained = shutil.copytree(model_dir, tmp_path / "trained")
-    state = {"global_step": 3000, "best_val_loss": 1.4821, "log_history": [{"step": 3000, "val_loss": 1.49}]}
+    # The folder's weights are the best evaluation's (train.py --keep best, the Train tab): its val loss is shown.
+    history = [{"step": 2700, "val_loss": 1.4821}, {"step": 3000, "val_loss": 1.49}]
+    state = {"global_step": 3000, "best_val_loss": 1.4821, "best_step": 2700, "model_step": 2700,
+             "log_history": history}
     (trained / "trainer_state.json").write_text(json.dumps(state))
     facts = TinyGPTDemo(load_model(trained)).facts_markdown()
-    assert "| 1.4821 after 3,000 steps |" in facts
+    assert "| 1.4821 (2.14 bits per character) at step 2,700 |" in facts
 
 
 def test_sampler_is_private_to_its_request():
@@ -315,16 +349,48 @@ def test_sampler_is_private_to_its_request():
     assert draws_a == draws_b and len(set(draws_a)) > 5
 
 
-def test_compile_decodes_the_same_text(client, model_dir, tmp_path):
-    """`app.py --compile`: a static cache and a compiled decode step (tinygpt.generate.compile_decoding), compiled
-    at start with the time printed; greedy and seeded text is what the uncompiled server writes, past block_size too."""
-    requests = [dict(max_new_tokens=80, temperature=0), dict(max_new_tokens=60, seed=2024),
-                dict(prompt="", max_new_tokens=40, temperature=0.7, top_k=10, top_p=0.9, seed=3)]
-    expected = [generate(client, **r) for r in requests]
-    with AppServer(["--model", str(model_dir), "--compile"], tmp_path / "server.log", timeout=600) as compiled:
-        assert re.search(r"app\.py: compiled in [0-9.]+ s", compiled.log())
-        fast = Client(compiled.url, verbose=False)
-        assert [generate(fast, **r) for r in requests] == expected
+def collect(stream) -> str:
+    async def last():
+        text = None
+        async for text in stream:
+            pass
+        return text
+
+    return asyncio.run(last())
+
+
+def test_compile_sends_requests_through_the_compiled_step_with_the_same_text(model_dir):
+    """`--compile`: a static cache and a torch.compile'd decode step (tinygpt.generate.compile_decoding). Every
+    character after the first of a request goes through the compiled step (counted here), and greedy and seeded
+    text is what the eager model writes, past block_size too."""
+    requests = [(PROMPT, 80, 0.0, 0, 1.0, 0), (PROMPT, 60, 0.8, 0, 1.0, 2024), ("", 40, 0.7, 10, 0.9, 3)]
+    served = TinyGPTDemo(load_model(model_dir))
+    expected = [collect(served.generate(*r)) for r in requests]
+    assert served.compile() > 0
+    compiled, calls = served.model._compiled_call, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return compiled(*args, **kwargs)
+
+    served.model._compiled_call = counted  # what generate() fetches through get_compiled_call
+    assert [collect(served.generate(*r)) for r in requests] == expected
+    assert len(calls) >= sum(r[1] - 1 for r in requests), len(calls)
+
+
+def test_the_compile_flag_compiles_the_served_model_before_serving(app_module, model_dir, monkeypatch, capsys):
+    import gradio as gr
+
+    order = []
+    monkeypatch.setattr(TinyGPTDemo, "compile", lambda self: order.append("compile") or 1.5)
+    def launch(self, **kwargs):  # what launch leaves behind, without a server
+        order.append("launch")
+        self.local_url, self.share_url = "http://127.0.0.1:7860/", None
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    assert app_module.main(["--model", str(model_dir), "--compile"]) == 0
+    assert order == ["compile", "launch"] and "app.py: compiled in 1.5 s" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------- starting up: --model and MODEL_ID
@@ -359,7 +425,7 @@ def test_model_id_env_loads_a_hub_repo_like_a_space(model_dir, tmp_path):
             client = Client(server.url, verbose=False)
             assert generate(client, max_new_tokens=20, seed=1).startswith(PROMPT)
             facts = facts_markdown(server)
-            assert "tester/tiny-app" in facts and "| 1.2345 |" in facts  # val loss from the model card
+            assert "tester/tiny-app" in facts and "| 1.2345 (1.78 bits per character) |" in facts  # from the card
 
 
 @pytest.fixture
@@ -421,3 +487,18 @@ def test_bad_model_exits_nonzero_from_the_command_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("app.py: error:"), f"{name}: {err!r}"
         assert cases[name][1] in lines[0], f"{name}: {lines[0]}"
         assert "Running on" not in out, f"{name}: the server started"
+
+
+def test_a_busy_port_is_one_line_and_the_startup_lines_point_to_share(server, model_dir, tmp_path):
+    """The running server says how to get a public link with app.py's own flag (gradio's says `launch()`); a second
+    server on its port stops with one line instead of gradio's traceback."""
+    deadline = time.monotonic() + 30  # gradio answers /config a moment before launch() returns and we print
+    while "--share" not in (log := server.log()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"* Running on local URL:  {server.url}/" in log
+    assert "run app.py with --share" in log and "launch()" not in log
+    busy = subprocess.run([sys.executable, str(APP), "--model", str(model_dir), "--port", str(server.port)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=app_env(), timeout=120)
+    assert busy.returncode == 1, busy.stderr
+    assert busy.stderr.strip() == (f"app.py: error: port {server.port} is in use; pass a free one with --port "
+                                   "(without --port the demo takes the first free port from 7860)")

@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import HfApi
 
-from app_helpers import REPO, AppServer, app_env, load_app_module, make_model_dir
+from app_helpers import REPO, AppServer, app_env, call_raw, load_app_module, make_model_dir
 from hub_server import HubServer
 from no_tinygpt import run_without_tinygpt
 from tinygpt import demo_training
@@ -27,13 +27,14 @@ from tinygpt.demo import BadInput, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
-SMALL = "1 layer · 4 heads · 32 wide · context 16 (tiny: for short texts)"
+SMALL = "1 layer · 4 heads · 32 wide · context 16"
+SEED_SIZE = "2 layers · 4 heads · 64 wide · context 32"
 # None of these characters is in the served model's vocabulary (app_helpers.TINY_TEXT): digits, Greek, arrows.
 LINES = ["λ1 → 2 ≠ 3", "μ4 → 5 ≠ 6", "π7 → 8 ≠ 9", "σ0 → 1 ≠ 2", "λμ → πσ"]
 NEW_TEXT = "\n".join(LINES[i % len(LINES)] for i in range(300)) + "\n"
 NEW_PROMPT = "λ1 → "
 PROMPT = "ROMEO:\n"
-MAX_SECONDS = 30  # the server's --train-max-seconds
+MAX_SECONDS = 60  # the server's --train-max-seconds: the default budget, as the README's call uses it
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +93,24 @@ def test_train_streams_progress_and_a_sample_per_evaluation(trained):
     # max_iters 60 evaluates every 15 steps, the first at step 0 (the untrained model), each with a sample.
     evaluations = final["evaluations"]
     assert [e["step"] for e in evaluations] == [0, 15, 30, 45, 60]
-    assert all(set(e["sample"]) <= set(NEW_TEXT) and e["sample"] for e in evaluations)
     assert evaluations[-1]["val_loss"] < evaluations[0]["val_loss"] - 0.5  # it learnt something
     assert final["time_left_s"] == 0 and final["n_params"] > 0 and final["characters"] == len(NEW_TEXT)
+    # The offered model is the evaluation with the lowest val loss, and the page says which.
+    best = min(evaluations, key=lambda e: e["val_loss"])
+    assert final["best_step"] == best["step"] and final["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert len({e["sample"] for e in evaluations}) == len(evaluations)  # each evaluation wrote something new
+    # Five lines repeated: the held-out part repeats the training text, and the run says what that means.
+    assert any("memorising, not learning" in w for w in final["warnings"]), final["warnings"]
+
+
+def test_the_sample_shown_is_what_the_sessions_model_writes(trained):
+    """Each sample is the model of its step writing 300 characters from a newline with the run's seed (1337,
+    the cpu preset's) at temperature 1: the same request to /generate from this session gives exactly the best
+    evaluation's sample, so the samples are real output and the session uses the best-val model."""
+    client, updates, _ = trained
+    final = updates[-1]
+    best = next(e for e in final["evaluations"] if e["step"] == final["best_step"])
+    assert generate(client, "\n", 300, temperature=1.0, seed=1337) == best["sample"]
 
 
 def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained):
@@ -178,7 +194,7 @@ def test_push_goes_to_the_hub_with_the_visitors_token(hub, trained):
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "no repo id", "bad repo id"])
-def test_a_failed_push_says_why_and_the_model_stays_downloadable(hub, trained, case):
+def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, hub, trained, case):
     client, _, _ = trained
     repo, token, expected = {
         "no token": ("tester/x", "", "No Hugging Face token"),
@@ -195,9 +211,39 @@ def test_a_failed_push_says_why_and_the_model_stays_downloadable(hub, trained, c
         hub.fail_with = None
     message = str(error.value)
     assert expected in message and "still here to download" in message, message
-    assert "\n" not in message
+    assert "\n" not in message and str(server.tmp) not in message and "tinygpt-demo-" not in message, message
     assert Path(client.predict(api_name="/download")).stat().st_size > 0
     assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)
+
+
+def readme_client_snippet() -> str:
+    """The README's gradio_client snippet (under "Watch it learn"), exactly as it is written there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Watch it learn: the Train tab"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(server, tmp_path, monkeypatch):
+    """The snippet runs against this server with my.txt beside it: /train with only the text (the seed's model,
+    60 s); its `print` is swapped for one that presses Stop after the first steps, or it would run the whole budget.
+    Then the same Client's /generate uses the trained model (which knows "L" and "U"; the served one does not)."""
+    code = readme_client_snippet()
+    assert 'client.submit(open("my.txt", encoding="utf-8").read(), api_name="/train")' in code
+    text = (REPO / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:30_000]
+    (tmp_path / "my.txt").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    printed, namespace = [], {}
+
+    def print_and_stop(step, max_iters, val_losses):
+        printed.append((step, max_iters, val_losses))
+        if step >= 20 and len([p for p in printed if p[0] >= 20]) == 1:
+            namespace["client"].predict(api_name="/stop_training")
+
+    namespace["print"] = print_and_stop
+    exec(code.replace("http://127.0.0.1:7860/", server.url + "/"), namespace)
+    step, max_iters, val_losses = printed[-1]
+    assert max_iters == 2400 and 20 <= step < 2400 and len(val_losses) == 1, printed
+    assert generate(namespace["client"], "LUCIO:\n", 20).startswith("LUCIO:\n")
 
 
 def test_push_and_download_before_any_training_are_refused(server):
@@ -216,14 +262,18 @@ def test_push_and_download_before_any_training_are_refused(server):
     [
         ("", SMALL, 10, "Nothing to train on: the text is empty"),
         ("   \n  ", SMALL, 10, "Nothing to train on"),
-        ("λμ" * 40, SMALL, 10, "Too short to train on: the text has 80 characters, and a context of 16 needs at least"),
+        ("λμ" * 40, SMALL, 10, "Too short to train on: the text has 80 characters, and a model that reads 16"),
         ("x" * (10 * 2**20 + 1), SMALL, 10, "Too big: the text is 10.0 MB, and this demo trains on at most 10 MB"),
         (NEW_TEXT, "2 layers · 3 heads · 64 wide · context 32", 10, "does not split into 3 heads"),
-        (NEW_TEXT, "9 layers · 4 heads · 64 wide · context 32", 10, "layers must be between 1 and 8"),
+        (NEW_TEXT, "9 layers · 4 heads · 64 wide · context 32", 10, "layers must be a whole number from 1 to 8"),
+        (NEW_TEXT, "-2 layers · 4 heads · 64 wide · context 32", 10, "layers must be a whole number from 1 to 8 "
+         "in this demo (got -2)"),
+        (NEW_TEXT, "2 layers · 4 heads · 64.5 wide · context 32", 10, "width must be a whole number"),
         (NEW_TEXT, "big", 10, "give four numbers"),
         (NEW_TEXT, SMALL, 1000, f"between 5 and {MAX_SECONDS} seconds"),
     ],
-    ids=["empty", "blank", "shorter-than-the-context", "over-the-cap", "heads", "too-deep", "not-a-size", "budget"],
+    ids=["empty", "blank", "shorter-than-the-context", "over-the-cap", "heads", "too-deep", "negative", "decimal",
+         "not-a-size", "budget"],
 )
 def test_bad_training_input_is_a_clear_message(server, text, size, seconds, expected):
     client = new_client(server)
@@ -241,27 +291,45 @@ def write(path: Path, data: bytes) -> Path:
 @pytest.mark.parametrize(
     "name, data, expected",
     [
-        ("latin1.txt", "To be, or not to be: café\n".encode("latin-1") * 50, "latin1.txt: not UTF-8 text: byte 24 (0xe9)"),
-        ("picture.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "picture.txt is not a text file"),
-        ("empty.txt", b"", "empty.txt: the file is empty"),
+        ("latin1.txt", "To be, or not to be: café\n".encode("latin-1") * 50,
+         "latin1.txt is not saved as UTF-8 text (byte 24 is 0xe9): save it as UTF-8"),
+        ("picture.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "picture.txt is not a text file: it looks"),
+        ("utf16.txt", "To be, or not to be\n".encode("utf-16") * 50, "utf16.txt is not a text file"),
+        ("empty.txt", b"", "empty.txt is empty"),
         ("huge.txt", b"a" * (10 * 2**20 + 1), "Too big: huge.txt is 10.0 MB"),
         ("short.txt", "λμ".encode() * 10, "Too short to train on: short.txt has 20 characters"),
     ],
-    ids=["non-utf8", "binary", "empty", "over-the-cap", "short"],
+    ids=["non-utf8", "binary", "utf16", "empty", "over-the-cap", "short"],
 )
-def test_bad_uploads_are_refused_before_the_queue(server, tmp_path, name, data, expected):
-    """The page's Train button first checks the request (`/prepare_training`), so these show at once."""
+def test_bad_uploads_are_refused_at_once_in_plain_words(server, tmp_path, name, data, expected):
+    """The page's Train button checks the request before it lines up, so these show at once."""
     client = new_client(server)
     upload = handle_file(str(write(tmp_path / name, data)))
     with pytest.raises(AppError) as error:
-        client.predict("upload", "", upload, SMALL, 10, api_name="/prepare_training")
+        client.predict("upload", "", upload, SMALL, 10, api_name="/train_in_page")
     message = str(error.value)
     assert expected in message and "\n" not in message and str(tmp_path) not in message, message
-    # Nothing is held for this session: a good upload is accepted (and Stop gives its place in the queue up).
-    good = handle_file(str(write(tmp_path / "good.txt", NEW_TEXT.encode())))
-    assert "Waiting for a free training slot (good.txt" in client.predict("upload", "", good, SMALL, 10,
-                                                                          api_name="/prepare_training")
-    assert "given up" in client.predict(api_name="/stop_training")
+    assert not any(word in message for word in ("NUL", "UTF-16", "context + 1", "0x00")), message
+
+
+JOIN_ERRORS = [
+    ("a number", [12345, SMALL, 10, 0], "the text must be text (a string), got int"),
+    ("a list", [["λ1 → 2"], SMALL, 10, 0], "the text must be text (a string), got list"),
+    ("a lone surrogate", ["λ1 → 2\ud800" + NEW_TEXT, SMALL, 10, 0], "broken character at position 6"),
+    ("a negative size", [NEW_TEXT, "-2 layers · 4 heads · 64 wide · context 32", 10, 0], "(got -2)"),
+    ("a size that is not text", [NEW_TEXT, 2, 10, 0], "The model size must be text"),
+    ("fractional steps", [NEW_TEXT, SMALL, 10, 2.5], "max_iters must be 0"),
+]
+
+
+@pytest.mark.parametrize("inputs, expected", [case[1:] for case in JOIN_ERRORS], ids=[c[0] for c in JOIN_ERRORS])
+def test_bad_input_from_a_raw_http_client_gets_a_clear_error(server, inputs, expected):
+    """What a client that does not use gradio_client can send: any JSON. The answer is a message, not
+    `{"error": null}` with a traceback in the server's log."""
+    tracebacks = server.log().count("Traceback")
+    result = call_raw(server.url, "train", inputs)
+    assert result["success"] is False and expected.lower() in (result["error"] or "").lower(), result
+    assert server.log().count("Traceback") == tracebacks, server.log()[-3000:]
 
 
 def wait_for(predicate, timeout=60.0, what="condition"):
@@ -273,41 +341,57 @@ def wait_for(predicate, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_stop_keeps_what_was_trained_and_stop_or_train_twice_say_so(server):
+def test_stop_keeps_what_was_trained_and_shows_the_val_measured_at_that_step(server):
     client = new_client(server)
     job = client.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")  # 2400 steps: more than 30 s allow
     wait_for(lambda: any(u["step"] >= 20 for u in job.outputs()), what="20 steps")
     with pytest.raises(AppError, match="already training"):  # the page's Train button, pressed again
-        client.predict("paste", NEW_TEXT, None, SMALL, 10, api_name="/prepare_training")
+        client.predict("paste", NEW_TEXT, None, SMALL, 10, api_name="/train_in_page")
     assert client.predict(api_name="/stop_training").startswith("Stopping: the model keeps what it has learnt")
     assert client.predict(api_name="/stop_training").startswith("Already stopping")
     job.result(timeout=60)
     final = job.outputs()[-1]
     assert final["status"] == "stopped" and 20 <= final["step"] < 2400
+    # The stopped model was evaluated at the step it stopped: the last evaluation is that step's.
+    assert final["evaluations"][-1]["step"] == final["step"], final["evaluations"]
     assert client.predict(api_name="/stop_training") == "Nothing is training in this tab."
-    text = generate(client, NEW_PROMPT, 20)  # the stopped model is this session's model
-    assert set(text) <= set(NEW_TEXT)
+    assert generate(client, NEW_PROMPT, 20).startswith(NEW_PROMPT)  # the stopped model is this session's model
 
 
-def test_training_waits_in_its_own_queue_and_generate_stays_responsive(server):
-    """One training at a time (--train-concurrency 1): a second one waits with its place in the queue shown,
-    while Generate keeps answering everyone."""
-    first, second, third = new_client(server), new_client(server), new_client(server)
+def test_the_time_budget_ends_a_training(server):
+    """5 s for the seed's model: far fewer than its 2,400 steps, then the final evaluation and save."""
+    updates = train(new_client(server), size=SEED_SIZE, seconds=5, max_iters=0)
+    final = updates[-1]
+    assert final["status"] == "time_limit" and 0 < final["step"] < 2400, final["step"]
+    assert 5 <= final["evaluations"][-1]["elapsed_s"] < 15 and final["evaluations"][-1]["step"] == final["step"]
+
+
+def test_trainings_wait_in_line_with_their_place_and_stop_leaves_the_line(server):
+    """One training at a time (--train-concurrency 1): the next ones wait with their place and an estimate, Stop
+    takes one out of the line (it never trains), and Generate keeps answering everyone meanwhile."""
+    first, second, third, other = (new_client(server) for _ in range(4))
     running = first.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")
     wait_for(lambda: any(u["step"] > 0 for u in running.outputs()), what="the first training to run")
     waiting = second.submit(NEW_TEXT, SMALL, MAX_SECONDS, 60, api_name="/train")
-    wait_for(lambda: waiting.status().code.name == "IN_QUEUE" and waiting.status().rank is not None,
-             what="the second training to queue")
-    status = waiting.status()
-    assert status.rank == 0 and status.queue_size >= 1  # first in line: gradio shows "1/1" on the page
+    wait_for(lambda: any(u["status"] == "waiting" for u in waiting.outputs()), what="the second to line up")
+    behind = third.submit(NEW_TEXT, SMALL, 10, 15, api_name="/train")
+    wait_for(lambda: any(u["status"] == "waiting" for u in behind.outputs()), what="the third to line up")
+    assert waiting.outputs()[-1]["place"] == 1 and 0 < waiting.outputs()[-1]["wait_s"] <= MAX_SECONDS
+    assert behind.outputs()[-1]["place"] == 2 and behind.outputs()[-1]["wait_s"] > waiting.outputs()[-1]["wait_s"]
     started = time.monotonic()
-    assert generate(third, PROMPT, 20).startswith(PROMPT)
+    assert generate(other, PROMPT, 20).startswith(PROMPT)
     assert time.monotonic() - started < 10  # not stuck behind the training (the real latency: the benchmark)
-    assert not waiting.outputs()
+
+    assert second.predict(api_name="/stop_training").startswith("Stopped before it started")
+    waiting.result(timeout=30)
+    assert waiting.outputs()[-1]["status"] == "cancelled" and not waiting.outputs()[-1]["evaluations"]
+    wait_for(lambda: behind.outputs()[-1]["place"] == 1, what="the third to move up")
     first.predict(api_name="/stop_training")
     running.result(timeout=60)
-    waiting.result(timeout=120)
-    assert waiting.outputs()[-1]["status"] == "finished"
+    behind.result(timeout=120)
+    assert behind.outputs()[-1]["status"] == "finished"
+    with pytest.raises(AppError, match="'λ'"):  # the second session never trained: it still has the served model
+        generate(second, NEW_PROMPT)
 
 
 def test_a_closed_stream_stops_its_training_and_frees_it(server):
@@ -329,6 +413,7 @@ def test_the_page_describes_the_train_tab(server):
     config = httpx.get(server.url + "/config", timeout=10).json()
     texts = json.dumps(config["components"])
     assert "Texts up to 10 MB" in texts and "tiny Shakespeare (bundled" in texts
+    assert "last 10 %" in texts and "bits per character" in texts and "lower is better" in texts
     assert f"server cap {MAX_SECONDS:g}" in texts
     names = {d.get("api_name") for d in config["dependencies"]}
     assert {"generate", "inspect", "train", "stop_training", "download", "push"} <= names
@@ -338,7 +423,9 @@ def test_the_page_describes_the_train_tab(server):
 
 
 def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
-    sessions = demo_training.Sessions(max_models=2, idle_seconds=3600)
+    from tinygpt.sessions import Sessions
+
+    sessions = Sessions(max_models=2, idle_seconds=3600)
 
     class Request:
         def __init__(self, key):
@@ -348,8 +435,7 @@ def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
         session = sessions.get(Request(key), create=True)
         folder = tmp_path / key / "model"
         folder.mkdir(parents=True)
-        session.trained, session.folder, session.use_trained = object(), folder, True
-        sessions.keep_model(session)
+        sessions.adopt(session, object(), folder, folder.with_suffix(".zip"))
         return session
 
     a, b = with_model("a"), with_model("b")
@@ -374,17 +460,30 @@ def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
 
 
 def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_path, monkeypatch):
-    """In process: /push uses the gr.OAuthToken of a visitor signed in with the Hub's button (a Space with
-    `hf_oauth: true` and gradio[oauth]); the button is offered only there."""
-    import importlib.util
+    """In process: on a Space with `hf_oauth: true` (SPACE_ID and OAUTH_CLIENT_ID set) and gradio[oauth] (a dev
+    dependency, so this runs everywhere the tests do) the page offers the Hub's sign-in button, and /push uses the
+    gr.OAuthToken of a visitor signed in with it; elsewhere neither."""
     import inspect
 
     import gradio as gr
 
+    from tinygpt.sessions import Sessions
+
     app = load_app_module()
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert not demo_training.hub_login_available()
-    trainings = demo_training.Trainings(demo_training.Sessions(), hub_login=True)
+    # What a Space with `hf_oauth: true` has: gradio reads the OAuth settings when gradio.oauth is imported.
+    import gradio.oauth
+
+    space = {"SYSTEM": "spaces", "SPACE_ID": "tester/tinygpt", "OAUTH_CLIENT_ID": "client-id",
+             "OAUTH_CLIENT_SECRET": "secret", "OAUTH_SCOPES": "openid profile write-repos",
+             "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}  # never called: nobody signs in here
+    for name, value in space.items():
+        monkeypatch.setenv(name, value)
+        if hasattr(gradio.oauth, name):
+            monkeypatch.setattr(gradio.oauth, name, value)
+    assert demo_training.hub_login_available()  # needs authlib and itsdangerous: gradio[oauth]
+    trainings = demo_training.Trainings(Sessions(), hub_login=True)
 
     class Request:
         session_hash = "s"
@@ -395,15 +494,103 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
     try:
         session = trainings.sessions.get(Request(), create=True)
         session.folder = tmp_path / "missing"
-        with pytest.raises(BadInput, match="Push failed"):  # got past the token check with the OAuth token
+        with pytest.raises(BadInput, match="Push failed") as error:  # got past the token check with the OAuth token
             trainings.push("tester/x", "", Request(), Token())
+        assert str(tmp_path) not in str(error.value)  # the server's folder is "your model" to the visitor
         with pytest.raises(BadInput, match="sign in with the button, or paste a token"):
             trainings.push("tester/x", "", Request(), None)
-        if importlib.util.find_spec("itsdangerous") and importlib.util.find_spec("authlib"):
-            served = TinyGPTDemo(load_model(make_model_dir(tmp_path / "tiny")))
-            demo = app.build_demo(served, trainings)
-            assert any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
-            push = next(fn for fn in demo.fns.values() if fn.api_name == "push")
-            assert "oauth_token" in inspect.signature(push.fn).parameters
+        served = TinyGPTDemo(load_model(make_model_dir(tmp_path / "tiny")))
+        demo = app.build_demo(served, trainings)
+        assert any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+        push = next(fn for fn in demo.fns.values() if fn.api_name == "push")
+        assert "oauth_token" in inspect.signature(push.fn).parameters
+        # Without the sign-in: no button, and /push takes just the repo id and a pasted token.
+        plain = app.build_demo(served, demo_training.Trainings(Sessions(), hub_login=False))
+        assert not any(isinstance(block, gr.LoginButton) for block in plain.blocks.values())
+        push = next(fn for fn in plain.fns.values() if fn.api_name == "push")
+        assert "oauth_token" not in inspect.signature(push.fn).parameters
     finally:
         trainings.close()
+
+
+@pytest.mark.parametrize("failure", ["write", "diverged"])
+def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps_its_model(tmp_path, monkeypatch,
+                                                                                             failure):
+    """In process, the engine's failures: a checkpoint write that fails (checkpoint.CheckpointError) and a loss
+    that became infinite (settings.TrainingDiverged, a TrainingError). /train ends with one line that names no
+    server path, and the session still has the model it had."""
+    import asyncio
+
+    from tinygpt import settings
+    from tinygpt.checkpoint import CheckpointError
+    from tinygpt.sessions import Sessions
+
+    diverged = getattr(settings, "TrainingDiverged", None) or type("TrainingDiverged", (settings.TrainingError,), {})
+    trainings = demo_training.Trainings(Sessions(), max_seconds=MAX_SECONDS)
+    error = {
+        "write": CheckpointError(f"cannot write the checkpoint of step 300 to {trainings.root}/run-x/tinygpt-text: "
+                                 "No space left on device; the checkpoint of step 0 is intact"),
+        "diverged": diverged("the loss became infinite at step 212; try a lower --learning-rate"),
+    }[failure]
+
+    class FailingTrainer:
+        def __init__(self, settings, **kwargs):
+            self.settings = settings
+
+        def stop(self):
+            pass
+
+        def train(self):
+            raise error
+
+    monkeypatch.setattr(demo_training, "Trainer", FailingTrainer)
+
+    class Request:
+        session_hash = "s"
+
+    previous = object()
+    session = trainings.sessions.get(Request(), create=True)
+    session.trained, session.use_trained = previous, True
+
+    async def run():
+        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, Request())]
+
+    try:
+        with pytest.raises(BadInput) as raised:
+            asyncio.run(run())
+        message = raised.value.message
+        assert message.startswith("Training stopped: ") and "\n" not in message and str(trainings.root) not in message
+        assert {"write": "could not save the model", "diverged": "infinite at step 212"}[failure] in message
+        assert "previous model" in message
+        assert session.trained is previous and session.use_trained and session.job is None  # nothing lost
+    finally:
+        trainings.close()
+
+
+def test_the_line_says_each_place_and_about_how_long_in_words(tmp_path):
+    """In process: two slots busy for 20 and 50 more seconds, three trainings waiting with budgets of 60, 30 and
+    10 s. The first waits for the first slot (20 s), the second for the other (50 s), the third for the first
+    slot again (20 + 60 = 80 s); the page says "2nd in line, about 50 s"."""
+    line = demo_training.TrainingLine(slots=2)
+    text = demo_training.TrainingText(NEW_TEXT, "the text")
+
+    def job(seconds, left=None):
+        j = demo_training.TrainingJob(text, (1, 4, 32, 16), seconds, 0, tmp_path / "run")
+        if left is not None:
+            j.progress.status, j.progress.elapsed_s = "training", seconds - left
+        return j
+
+    running = [job(60, left=20), job(60, left=50)]
+    line.running.extend(running)
+    waiting = [job(60), job(30), job(10)]
+    for j in waiting:
+        line.join(j)
+    assert [line.place(j) for j in waiting] == [(1, 20.0), (2, 50.0), (3, 80.0)]
+    assert not line.try_start(waiting[0])  # both slots are taken
+    line.leave(running[0])
+    assert not line.try_start(waiting[1]) and line.try_start(waiting[0])  # first come, first served
+    p = waiting[1].progress
+    p.place, p.wait_s = line.place(waiting[1])
+    assert demo_training.progress_line(p).startswith("### Waiting: 1st in line, about 50 s")
+    assert [demo_training.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd"]

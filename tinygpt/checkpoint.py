@@ -16,7 +16,6 @@ be a mix of two steps either.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ import torch
 TRAINING_STATE_NAME = "training_state.pt"
 STAGING_NAME = ".tmp-checkpoint"
 # Files that exist only to resume training: `tinygpt push` leaves them out unless asked.
-RESUME_FILES = (TRAINING_STATE_NAME,)
+RESUME_FILES = (TRAINING_STATE_NAME, "train.txt")  # train.txt: a text given in memory (the demo's), kept for --data
 # Moved into place last, in this order: config.json completes a loadable model only once its weights, code and
 # tokenizer are there, and the resume state follows the model it describes.
 LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
@@ -245,10 +244,13 @@ def remove_old_model(out_dir: Path) -> None:
 
 
 def saved_step(out_dir: Path) -> int | None:
+    from .run_state import RunState
+
     try:
-        return json.loads((out_dir / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
-    except (OSError, ValueError, KeyError, TypeError):
+        state = RunState.load(out_dir)
+    except (OSError, ValueError):
         return None
+    return state.global_step if state is not None else None
 
 
 def describe_save_error(out_dir: Path, step: int, kept_step: int | None, err: OSError) -> str:

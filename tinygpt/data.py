@@ -5,11 +5,20 @@ and then 8 bytes per character. Here the file is read in pieces and every charac
 (1 byte for up to 256 distinct characters), so a 100 MB corpus takes about 100 MB, not gigabytes.
 
 Ids are the seed's: the index of the character in `sorted(set(text))`, which is what `char_tokenizer(text)`
-gives too (`tokenizer_from_characters(chars)` builds it from the list kept here).
+gives too (`tokenizer_from_characters(chars)` builds it from the list kept here). A fine-tuned model is the one
+exception: its vocabulary is the base model's, in the base model's order, then the new text's other characters
+in sorted order (`base_chars`), so every character the model knew keeps its id.
+
+A text bigger than memory (a `datasets` dataset, or a --data file over `MEMMAP_MIN_BYTES`) is prepared once into
+a memory-mapped id file beside the run (`prepare_ids`, nanoGPT's `train.bin`): one streaming pass for the
+characters, one to write the ids; a resumed run reuses the file when its source is unchanged.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +29,11 @@ from .corpus import CorpusError, iter_corpus
 
 UNICODE_SIZE = 0x110000  # code points 0 .. 0x10FFFF
 TRAIN_FRACTION = 0.9  # the seed's split: first 90 % train, last 10 % val
+# A --data file at least this big is encoded into a memory-mapped id file beside the run instead of into memory.
+MEMMAP_MIN_BYTES = 1 << 30
+PREPARED_DIR = ".prepared-data"  # inside the output folder; hidden, so `tinygpt push` leaves it out
+IDS_NAME, IDS_META_NAME = "ids.bin", "ids.json"
+REPEATS_WINDOW = 1 << 25  # ids of the training part val_repeats_train searches (all of any text under 32 M chars)
 
 
 @dataclass
@@ -49,49 +63,115 @@ def id_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def encode_corpus(path: str | Path, chunk_bytes: int = 1 << 22) -> EncodedCorpus:
+def encode_corpus(path: str | Path, chunk_bytes: int = 1 << 22, base_chars: Sequence[str] = ()) -> EncodedCorpus:
     """Read a UTF-8 text file twice in `chunk_bytes` pieces: once to find its characters, once to encode it.
 
     Memory: the ids (1 to 4 bytes per character) plus a few times `chunk_bytes` of working space.
     Raises `CorpusError` for a missing, empty or non-UTF-8 file (see `tinygpt.corpus`).
     """
     path = Path(path)
-    return _encode(lambda: iter_corpus(path, chunk_bytes), path)
+    return _encode(lambda: iter_corpus(path, chunk_bytes), path, base_chars)
 
 
-def encode_text(text: str, name: str = "the text") -> EncodedCorpus:
+def encode_text(text: str, name: str = "the text", base_chars: Sequence[str] = ()) -> EncodedCorpus:
     """The same for a text already in memory (the demo's); `name` is what error messages call it."""
     if not isinstance(text, str):
         raise CorpusError(f"{name}: expected the training text as a str, got {type(text).__name__}")
     if not text:
         raise CorpusError(f"{name} is empty; a corpus needs some text to learn characters from")
-    return _encode(lambda: iter([text]), name)
+    return _encode(lambda: iter([text]), name, base_chars)
 
 
-def _encode(pieces, path) -> EncodedCorpus:
+def _encode(pieces, path, base_chars: Sequence[str] = ()) -> EncodedCorpus:
     """`pieces()` yields the text in order (called twice: the characters first, then the ids)."""
+    n, chars, lookup = _scan(pieces, base_chars, path)
+    ids = np.empty(n, dtype=lookup.dtype)
+    _fill(pieces, lookup, ids, path)
+    return EncodedCorpus(path=path, chars=chars, ids=ids)
+
+
+def _scan(pieces, base_chars: Sequence[str], path) -> tuple[int, list[str], np.ndarray]:
+    """The first pass: (number of characters, the vocabulary, code point -> id lookup table)."""
     seen = np.zeros(UNICODE_SIZE, dtype=bool)
     n = 0
     for text in pieces():
         codes = _code_points(text)
         seen[codes] = True
         n += len(codes)
-    alphabet = np.flatnonzero(seen)  # code points in increasing order = sorted(set(text))
+    if n == 0:
+        raise CorpusError(f"{path}: no text; a corpus needs some text to learn characters from")
+    base = np.array([ord(c) for c in base_chars], dtype=np.int64)
+    seen[base] = False
+    alphabet = np.concatenate([base, np.flatnonzero(seen)])  # the base's order, then new code points sorted
     dtype = id_dtype(len(alphabet))
     lookup = np.zeros(UNICODE_SIZE, dtype=dtype)
     lookup[alphabet] = np.arange(len(alphabet), dtype=dtype)
+    return n, [chr(c) for c in alphabet], lookup
 
-    ids = np.empty(n, dtype=dtype)
-    filled = 0
+
+def _fill(pieces, lookup: np.ndarray, ids: np.ndarray | None, path, n: int | None = None, out=None) -> None:
+    """The second pass: every character's id into `ids` (an array of exactly the text's length), or appended to
+    the binary file `out` (n ids in all; written in order, so the file's pages never sit in this process)."""
+    filled, n = 0, len(ids) if ids is not None else n
     for text in pieces():
         codes = _code_points(text)
         if filled + len(codes) > n:
             break
-        ids[filled : filled + len(codes)] = lookup[codes]
+        if out is not None:
+            out.write(lookup[codes].tobytes())
+        else:
+            ids[filled : filled + len(codes)] = lookup[codes]
         filled += len(codes)
     if filled != n:
-        raise CorpusError(f"{path}: the file changed while it was being read; try again")
-    return EncodedCorpus(path=path, chars=[chr(c) for c in alphabet], ids=ids)
+        kind = "file" if isinstance(path, Path) else "text"
+        raise CorpusError(f"{path}: the {kind} changed while it was being read; try again")
+
+
+def prepare_ids(pieces: Callable[[], Iterable[str]], folder: Path, source: dict, name: str,
+                base_chars: Sequence[str] = ()) -> EncodedCorpus:
+    """The text `pieces()` yields, as ids in `folder/ids.bin` (memory-mapped), prepared once per `source`.
+
+    `source` describes the text (a dataset's name and split, a file's size and time, ...). When the folder already
+    holds ids prepared from the same source and base vocabulary, they are reused as they are; otherwise the
+    text is read twice (characters, then ids) and written to a temporary file renamed into place, so a killed
+    preparation never leaves a file that looks complete. Memory: the chunks `pieces` yields, not the text.
+    """
+    folder = Path(folder)
+    source = dict(source, base="".join(base_chars))
+    reused = load_prepared(folder, source, name)
+    if reused is not None:
+        return reused
+    folder.mkdir(parents=True, exist_ok=True)
+    n, chars, lookup = _scan(pieces, base_chars, name)
+    partial = folder / (IDS_NAME + ".tmp")
+    with partial.open("wb") as out:
+        _fill(pieces, lookup, None, name, n=n, out=out)
+    os.replace(partial, folder / IDS_NAME)
+    meta = {"source": source, "chars": "".join(chars), "length": n, "dtype": lookup.dtype.name}
+    (folder / (IDS_META_NAME + ".tmp")).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    os.replace(folder / (IDS_META_NAME + ".tmp"), folder / IDS_META_NAME)
+    return load_prepared(folder, source, name)
+
+
+def load_prepared(folder: Path, source: dict, name: str) -> EncodedCorpus | None:
+    """The ids `prepare_ids` wrote in `folder` for `source`, memory-mapped; None if absent, stale or incomplete."""
+    try:
+        meta = json.loads((Path(folder) / IDS_META_NAME).read_text(encoding="utf-8"))
+        dtype = np.dtype(meta["dtype"])
+        fits = meta["source"] == source and (Path(folder) / IDS_NAME).stat().st_size == meta["length"] * dtype.itemsize
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not fits:
+        return None
+    # Copy-on-write ("c"): torch gets a writable array without the file ever being changed; pages load on use.
+    ids = np.memmap(Path(folder) / IDS_NAME, dtype=dtype, mode="c", shape=(meta["length"],))
+    return EncodedCorpus(path=name, chars=list(meta["chars"]), ids=ids)
+
+
+def file_source(path: Path) -> dict:
+    """What identifies a --data file for `prepare_ids`: its resolved path, size and modification time."""
+    stat = Path(path).stat()
+    return {"file": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -137,3 +217,26 @@ def get_batch(
     if device.type != "cpu":
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     return x, y
+
+
+def val_repeats_train(train: torch.Tensor, val: torch.Tensor, block_size: int, samples: int = 200) -> float:
+    """The share of validation passages that also occur, character for character, in the training part.
+
+    A passage is max(block_size + 1, 32) characters (what one training example sees; at least a line, so a few
+    common words do not count), taken at `samples` evenly spaced places of the val part. A text pasted several
+    times scores near 1: its val loss then measures memorising, not learning. Fast: a byte search per passage.
+    """
+    length = max(block_size + 1, 32)
+    train = train[-REPEATS_WINDOW:]  # a memory-mapped text can be gigabytes: search the part next to val only
+    if len(val) < length or len(train) < length:
+        return 0.0
+    haystack, itemsize = train.numpy().tobytes(), train.element_size()
+    starts = np.linspace(0, len(val) - length, num=min(samples, len(val) - length + 1)).astype(np.int64)
+    found = 0
+    for start in np.unique(starts):
+        needle = val[start : start + length].numpy().tobytes()
+        at = haystack.find(needle)
+        while at != -1 and at % itemsize:  # a match across two ids' bytes is no match
+            at = haystack.find(needle, at + 1)
+        found += at != -1
+    return found / len(np.unique(starts))

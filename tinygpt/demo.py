@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import os
 import re
 import threading
@@ -39,11 +38,13 @@ from transformers import (
 from transformers.utils import cached_file
 
 from .common import CharStreamer, code_fence, is_local_path, one_line
+from .generation import MAX_SEED, check_generation_params  # noqa: F401  (MAX_SEED: app.py's seed box)
+from .loading import ModelLoadError, check_local_folder, check_model_dir, check_tinygpt_config
+from .run_state import RunState, bits_per_character
 from .tokenization import describe_unknown_characters
 
 MAX_NEW_TOKENS = 1000  # server-side cap on characters per request (the slider's maximum)
 MAX_PROMPT_CHARS = 2000  # longer prompts are refused; the model only ever sees the last block_size of them
-MAX_SEED = 2**32 - 1
 TOP_N = 10  # bars in the next-character chart
 # Streamed updates per request are at most one per STREAM_INTERVAL seconds (50 a second): each character is sent
 # as soon as it exists, but a fast model's characters are bundled instead of costing one message each.
@@ -62,6 +63,23 @@ class BadInput(gr.Error):
 
 class ModelError(Exception):
     """A --model that cannot be served; the message is one line that says what to do."""
+
+
+def check_string(value, what: str) -> str:
+    """`value` if it is text the model can read, else a BadInput in plain words. A raw HTTP client can send any
+    JSON: a number or a list where text belongs, or a lone surrogate ("\\ud800", half of an emoji's UTF-16 pair),
+    which is no character at all and cannot even be sent back."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadInput(f"{what} must be text (a string), got {type(value).__name__}: {str(value)[:40]!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise BadInput(f"{what} has a broken character at position {err.start:,} (half of a character pair, "
+                       f"U+{ord(value[err.start]):04X}, not a character by itself): copy the text again from "
+                       "its source") from None
+    return value
 
 
 def show(char: str) -> str:
@@ -95,8 +113,10 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
         config = AutoConfig.from_pretrained(name, trust_remote_code=True)
     except Exception as err:  # OSError for a missing repo, ValueError for a bad config, ...
         raise ModelError(f"{name}: cannot load its config: {one_line(err)}") from None
-    if getattr(config, "model_type", None) != "tinygpt":
-        raise ModelError(f"{name}: model_type is {config.model_type!r}, not 'tinygpt'; this demo needs a tinygpt model")
+    try:  # a Hub repo: the same check as a folder's, on the config just downloaded
+        check_tinygpt_config(config.to_dict(), name, hint="this demo needs a tinygpt model")
+    except ModelLoadError as err:
+        raise ModelError(one_line(err)) from None
     try:
         model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=True).eval()
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=True)
@@ -112,23 +132,13 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
 
 
 def _check_folder(path: Path, name: str, missing_hint: str = "") -> None:
-    """Fail early, and plainly, on a folder that is not a tinygpt model (transformers' errors are long)."""
-    if not path.exists():
-        raise ModelError(f"{name}: no such folder" + (f" ({missing_hint})" if missing_hint else ""))
-    if not path.is_dir():
-        raise ModelError(f"{name}: is a file; give the model folder (the one with config.json)")
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ModelError(f"{name}: no config.json, so not a saved model folder (make one with save_pretrained or train.py)")
+    """Fail early, and plainly, on a folder that is not a tinygpt model (transformers' errors are long): loading's
+    one check, which the `tinygpt` command and the Hub code make too, in the same words."""
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, UnicodeDecodeError, AttributeError) as err:
-        raise ModelError(f"{config_file}: not a valid config ({one_line(err)})") from None
-    if model_type != "tinygpt":
-        raise ModelError(f"{name}: config.json says model_type={model_type!r}, not a tinygpt model")
-    for needed in ("model.safetensors", "tokenizer.json"):
-        if not (path / needed).is_file():
-            raise ModelError(f"{name}: no {needed}; save the model and its tokenizer together in this folder")
+        check_local_folder(path, name, missing_hint)
+        check_model_dir(path, name, need_tokenizer=True)
+    except ModelLoadError as err:
+        raise ModelError(one_line(err)) from None
 
 
 def _facts(model, source: str, label: str) -> dict:
@@ -147,12 +157,14 @@ def _facts(model, source: str, label: str) -> dict:
     state = _optional_file(source, "trainer_state.json")  # written by train.py (and the Train tab), and pushed
     if state:
         try:
-            state = json.loads(state)
-            val_losses = [e["val_loss"] for e in state.get("log_history", []) if e.get("val_loss") is not None]
-            facts["val_loss"] = state.get("best_val_loss", min(val_losses, default=None))
-            facts["steps"] = state.get("global_step")
-        except (ValueError, TypeError, AttributeError, KeyError):
-            pass
+            run = RunState.from_json(state)
+        except ValueError:  # it only describes the run: the facts go without it
+            run = None
+        evaluated = run and (run.model_eval or run.best_eval)  # the evaluation of the weights in the folder
+        if evaluated:
+            facts["val_loss"], facts["steps"] = evaluated["val_loss"], evaluated.get("step")
+        elif run:
+            facts["val_loss"], facts["steps"] = run.best_val_loss, run.global_step
     if facts["val_loss"] is None:  # a model pushed without trainer_state.json: the card's YAML carries `val_loss`
         card = _optional_file(source, "README.md") or ""
         header = re.match(r"---\n(.*?)\n---", card, re.DOTALL)
@@ -209,6 +221,81 @@ class StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class ThreadStream:
+    """The one bridge from a worker thread to the page, for Generate and for Train.
+
+        stream = ThreadStream(work, name="tinygpt-generate").start()   # on the event loop
+        async for batch in stream.batches(): ...                       # lists of what `work` emitted, in order
+        await stream.aclose()                                          # the page went away: `stop` is set
+
+    `work(emit, stop)` runs in a daemon thread, calls `emit(item)` from there and should end soon after `stop` (a
+    threading.Event) is set. An exception raised by `work` is raised by `batches`, after what was emitted before it.
+    `min_interval` bundles items that arrive faster than that (a page needs no more than ~50 updates a second);
+    `wake_every` yields an empty list when nothing arrived for that long (so a clock on the page keeps moving).
+    """
+
+    def __init__(self, work, name: str):
+        self.work, self.name = work, name
+        self.stop = threading.Event()
+        self._queue: asyncio.Queue | None = None
+
+    def start(self) -> "ThreadStream":
+        loop = asyncio.get_running_loop()
+        self._queue = queue = asyncio.Queue()
+
+        def emit(item):  # from the worker thread
+            if self.stop.is_set() and item is not _DONE:
+                return  # nobody is reading any more
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone: the server is shutting down
+                self.stop.set()
+
+        def run():
+            try:
+                self.work(emit, self.stop)
+            except BaseException as err:  # handed to the reader, which says it in one line
+                emit(_Failed(err))
+            finally:
+                emit(_DONE)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        return self
+
+    async def batches(self, min_interval: float = 0.0, wake_every: float | None = None):
+        loop = asyncio.get_running_loop()
+        queue, last = self._queue, 0.0
+        while True:
+            try:
+                parts = [await asyncio.wait_for(queue.get(), wake_every)] if wake_every else [await queue.get()]
+            except asyncio.TimeoutError:
+                parts = []
+            wait = last + min_interval - loop.time()
+            if parts and wait > 0:  # at most one batch per interval: what arrives meanwhile goes out together
+                await asyncio.sleep(wait)
+            while not queue.empty():
+                parts.append(queue.get_nowait())
+            last = loop.time()
+            items = []
+            for part in parts:
+                if isinstance(part, _Failed) or part is _DONE:
+                    if items:
+                        yield items
+                    if part is _DONE:
+                        return
+                    raise part.error
+                items.append(part)
+            yield items
+
+    async def aclose(self) -> None:
+        self.stop.set()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 _DONE = object()
 
 
@@ -232,8 +319,7 @@ class TinyGPTDemo:
 
     def encode(self, prompt: str) -> torch.Tensor:
         """(1, T) ids of the prompt; an empty prompt starts from id 0, the first vocabulary character."""
-        if prompt is None:
-            prompt = ""
+        prompt = check_string(prompt, "The prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise BadInput(
                 f"The prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS} "
@@ -259,89 +345,43 @@ class TinyGPTDemo:
 
     @staticmethod
     def settings(max_new_tokens, temperature, top_k, top_p, seed) -> tuple[int, float, int, float, int]:
+        """The request's generation parameters, checked where `tinygpt generate` and the engine check theirs."""
         try:
-            max_new_tokens, top_k, seed = int(max_new_tokens), int(top_k), int(seed)
-            temperature, top_p = float(temperature), float(top_p)
-        except (TypeError, ValueError):
-            raise BadInput("max_new_tokens, top_k and seed must be integers; temperature and top_p numbers") from None
-        if max_new_tokens < 1:
-            raise BadInput(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        max_new_tokens = min(max_new_tokens, MAX_NEW_TOKENS)  # the server's cap
-        if not temperature >= 0:
-            raise BadInput(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if top_k < 0:
-            raise BadInput(f"top_k must be >= 0 (0 = off), got {top_k}")
-        if not 0 < top_p <= 1:
-            raise BadInput(f"top_p must be in (0, 1] (1 = off), got {top_p}")
-        if not 0 <= seed <= MAX_SEED:
-            raise BadInput(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-        return max_new_tokens, temperature, top_k, top_p, seed
+            return check_generation_params(max_new_tokens, temperature, top_k, top_p, seed,
+                                           max_new_tokens_limit=MAX_NEW_TOKENS)
+        except ValueError as err:
+            raise BadInput(str(err)) from None
 
     # -- generation
 
     async def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         """Yields prompt + the continuation so far, growing as the worker thread produces characters."""
         input_ids = self.encode(prompt)
-        prompt = prompt or ""
+        prompt = check_string(prompt, "The prompt")
         max_new_tokens, temperature, top_k, top_p, seed = self.settings(max_new_tokens, temperature, top_k, top_p, seed)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
-
-        def emit(item):  # called from the worker thread
-            if not stop.is_set():
-                try:
-                    loop.call_soon_threadsafe(chunks.put_nowait, item)
-                except RuntimeError:  # the event loop is gone: the server is shutting down
-                    stop.set()
-
-        kwargs = {
-            "attention_mask": torch.ones_like(input_ids),
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "stopping_criteria": StoppingCriteriaList([StopWhenSet(stop)]),
-            "streamer": CharStreamer(self.decode, emit),
-        }
+        kwargs = {"attention_mask": torch.ones_like(input_ids), "max_new_tokens": max_new_tokens, "do_sample": False}
         if temperature > 0:
             kwargs["logits_processor"] = LogitsProcessorList([SeededSampler(temperature, top_k, top_p, seed, self.device)])
-        worker = threading.Thread(target=self._work, args=(input_ids, kwargs, emit), name="tinygpt-generate", daemon=True)
-        worker.start()
+
+        def work(emit, stop):  # in the stream's thread: each character goes out the moment it exists
+            kwargs["stopping_criteria"] = StoppingCriteriaList([StopWhenSet(stop)])
+            with torch.inference_mode():
+                self.model.generate(input_ids, streamer=CharStreamer(self.decode, emit), **kwargs)
+
+        stream = ThreadStream(work, name="tinygpt-generate").start()
         text = prompt
         try:
-            yield text
-            last = 0.0  # the first character goes out the moment it exists
-            while True:
-                parts = [await chunks.get()]
-                wait = last + STREAM_INTERVAL - loop.time()
-                if wait > 0:  # at most one update per interval: what arrives meanwhile goes out together
-                    await asyncio.sleep(wait)
-                while not chunks.empty():
-                    parts.append(chunks.get_nowait())
-                last = loop.time()
-                done = any(p is _DONE for p in parts)
-                errors = [p for p in parts if isinstance(p, BaseException)]
-                if errors:
-                    raise gr.Error(f"generation failed: {one_line(errors[0])}")
-                new = "".join(p for p in parts if isinstance(p, str))
-                if new:
-                    text += new
-                    yield text
-                if done:
-                    return
+            yield text  # the prompt shows at once
+            async for parts in stream.batches(min_interval=STREAM_INTERVAL):  # a fast model's characters bundled
+                text += "".join(parts)
+                yield text
+        except Exception as err:  # reported in one line; the server carries on
+            raise gr.Error(f"generation failed: {one_line(err)}") from None
         finally:  # finished, cancelled by Stop, or the client went away: the worker stops at its next character
-            stop.set()
+            await stream.aclose()
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.itos[i] for i in ids)
-
-    def _work(self, input_ids, kwargs, emit) -> None:
-        try:
-            with torch.inference_mode():
-                self.model.generate(input_ids, **kwargs)
-        except Exception as err:  # reported to the client by generate()
-            emit(err)
-        finally:
-            emit(_DONE)
 
     def compile(self) -> float:
         """Decode with a static cache and a `torch.compile`d step from now on (what `tinygpt.generate.compile_decoding`
@@ -396,18 +436,21 @@ class TinyGPTDemo:
     def facts_markdown(self) -> str:
         f = self.facts
         loss = "not recorded"
-        if f["val_loss"] is not None:
-            loss = f"{f['val_loss']:.4f}" + (f" after {f['steps']:,} steps" if f["steps"] else "")
-        return "\n".join(
-            [
-                f"**Model** `{f['source']}`",
-                "",
-                "| parameters | layers | heads | n_embd | block size | vocabulary | val loss |",
-                "|---|---|---|---|---|---|---|",
-                f"| {f['params']:,} | {f['n_layer']} | {f['n_head']} | {f['n_embd']} | {f['block_size']} "
-                f"| {f['vocab_size']} characters | {loss} |",
-            ]
-        )
+        if f["val_loss"] is not None:  # nats per character, and the same in bits
+            loss = (f"{f['val_loss']:.4f} ({bits_per_character(f['val_loss']):.2f} bits per character)"
+                    + (f" at step {f['steps']:,}" if f["steps"] else ""))
+        # Two columns, one fact a row: it fits a phone as well as a laptop.
+        return "\n".join([
+            f"**Model** `{f['source']}`",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| parameters | {f['params']:,} |",
+            f"| layers · heads · width | {f['n_layer']} · {f['n_head']} · {f['n_embd']} |",
+            f"| context (block size) | {f['block_size']} characters |",
+            f"| vocabulary | {f['vocab_size']} characters |",
+            f"| val loss | {loss} |",
+        ])
 
 
 def _table(chars: list[str], probs: list[float]):

@@ -1,18 +1,23 @@
-"""The demo's Train tab, server side: per-session trained models (`Sessions`), trainings in their own threads on
-tinygpt's engine (`TrainingJob`), the checks of the text, the upload and the model size, and what the page draws
-from a training's progress (loss curve, progress line, samples).
+"""The demo's Train tab, server side: the checks of a request (text, model size, time budget: each once), the line
+of trainings waiting for a slot, a training in its own thread on tinygpt's engine, and the page's view of it.
 
     trainings = Trainings(Sessions(), bundled_text=Path("data/tinyshakespeare.txt"))
-    # the page: prepare(...) then train_page(request); the API: train_api(text, ...); stop, download, push
+    page = TrainPage(progress=..., curve=..., ...)          # app.py makes the components and owns them
+    async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, request): ...
+    async for progress in trainings.train_api(text, model_size, seconds, max_iters, request): ...   # /train
 
-Every browser tab (gradio session) trains its own model; when it ends, that session's Generate and See inside use
-it (`Trainings.model_for`). accelerate, which the engine's Trainer needs, is imported only when a training starts,
-so serving never needs it; gradio is needed, so `import tinygpt` never imports this module.
+The page gets `{component: gr.update(...)}` dicts keyed by `page`'s components, so nothing is matched by position;
+/train gets the same progress as plain dicts. Which model each session uses is `tinygpt.sessions`'s business.
+accelerate, which the engine's Trainer needs, is imported only when a training starts, so serving never needs it;
+gradio is needed, so `import tinygpt` never imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
+import json
+import math
 import os
 import re
 import shutil
@@ -20,19 +25,20 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import gradio as gr
 
-from .common import code_fence, one_line
-from .corpus import CorpusError, read_corpus
+from .checkpoint import CheckpointError
+from .common import one_line
+from .corpus import CorpusError, decode_utf8
 from .data import shortest_text, split_index
-from .demo import BadInput, ModelError, TinyGPTDemo, load_model
+from .demo import BadInput, ModelError, ThreadStream, TinyGPTDemo, check_string, load_model
 from .engine import Trainer, TrainerCallback  # accelerate, which a Trainer needs, is imported when one starts
+from .publish import ModelCardWriter
+from .sessions import Session, Sessions
 from .settings import TrainingError, TrainingSettings
-
-_DONE = object()  # the end of a training's event stream
 
 # Training in the demo. The whole text is held in memory (as a string and as ids) while it trains, and a shared
 # CPU server reads and encodes 10 MB in a few seconds: bigger texts are for train.py.
@@ -40,164 +46,53 @@ TRAIN_MAX_BYTES = 10 * 1024 * 1024
 TRAIN_SECONDS = 60  # the time budget's default: the seed's model reaches val < 2.0 on tiny Shakespeare by then
 TRAIN_MAX_SECONDS = 300  # the budget's cap (--train-max-seconds)
 TRAIN_MIN_SECONDS = 5
-TRAIN_CONCURRENCY = 1  # trainings at once (--train-concurrency); more wait in the queue and see their place
-MAX_TRAINED_MODELS = 16  # sessions whose trained model is kept; beyond that the least recently used is dropped
-SESSION_IDLE_SECONDS = 3600  # a session unused this long loses its trained model (a closed tab loses it at once)
+TRAIN_CONCURRENCY = 1  # trainings at once (--train-concurrency); more wait in line and see their place
+MAX_WAITING = 16  # trainings allowed to wait in line (each holds its text, up to 10 MB); more are turned away
 TRAIN_UPDATE_INTERVAL = 1.0  # seconds between streamed training updates (and points of the running train loss)
-# Model sizes offered in the Train tab: (n_layer, n_head, n_embd, block_size). The first is the default.
+LINE_POLL = 0.25  # how often a waiting training looks whether a slot is free
+# Model sizes offered in the Train tab: (n_layer, n_head, n_embd, block_size). The first is the default (the seed's
+# model). Short labels: the page's dropdown shows them whole on a phone.
 MODEL_SIZES = {
-    "2 layers · 4 heads · 64 wide · context 32 (the seed's model)": (2, 4, 64, 32),
-    "4 layers · 4 heads · 128 wide · context 64 (bigger: slower steps, needs more time)": (4, 4, 128, 64),
-    "1 layer · 4 heads · 32 wide · context 16 (tiny: for short texts)": (1, 4, 32, 16),
+    "2 layers · 4 heads · 64 wide · context 32": (2, 4, 64, 32),
+    "4 layers · 4 heads · 128 wide · context 64": (4, 4, 128, 64),
+    "1 layer · 4 heads · 32 wide · context 16": (1, 4, 32, 16),
 }
+SIZE_HELP = ("The first is the blog's model. The bigger one takes longer per step (give it more time); the tiny one "
+             "suits short texts. Or type your own: layers · heads · width · context.")
 DEFAULT_SIZE = next(iter(MODEL_SIZES))
 SIZE_LIMITS = {"layers": 8, "heads": 16, "width": 512, "context": 256}  # what a shared CPU trains in minutes
+LN2 = math.log(2)
 
 
-# -------------------------------------------------------------------------------------------------- sessions
+def bits(loss: float) -> float:
+    """A loss in nats per character (what cross-entropy gives) as bits per character."""
+    return loss / LN2
 
 
-@dataclass
-class Session:
-    """What one browser tab (one gradio session) owns: the model it trained and the training it runs."""
-
-    trained: TinyGPTDemo | None = None  # the last model this session trained
-    folder: Path | None = None  # that model's folder (what train.py writes), and `zip_path` the same zipped
-    zip_path: Path | None = None
-    use_trained: bool = False  # the page's model choice: Generate and See inside use `trained`
-    state: str = "idle"  # idle -> waiting (in the training queue) -> training -> (stopping ->) idle
-    pending: dict | None = None  # what the page asked to train, until the queue lets it start
-    job: "TrainingJob | None" = None
-    last_used: float = field(default_factory=time.monotonic)
-
-    def drop_model(self) -> None:
-        self.trained, self.use_trained = None, False
-        if self.folder is not None:
-            shutil.rmtree(self.folder.parent, ignore_errors=True)  # the run's folder: model + zip
-        self.folder = self.zip_path = None
+# ------------------------------------------------------------------------------------------ checking a request
 
 
-class Sessions:
-    """Per-session state, kept here rather than in gr.State: a closed tab's gr.State lives on for an hour, and
-    memory must stay bounded. A session is dropped when its tab closes (demo.unload), after an hour unused, or,
-    beyond MAX_TRAINED_MODELS trained models, least recently used first."""
-
-    def __init__(self, max_models: int = MAX_TRAINED_MODELS, idle_seconds: float = SESSION_IDLE_SECONDS):
-        self.max_models = max_models
-        self.idle_seconds = idle_seconds
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def get(self, request: gr.Request | None, create: bool = False) -> Session | None:
-        key = getattr(request, "session_hash", None)
-        if key is None:
-            return Session() if create else None
-        with self._lock:
-            self._expire()
-            session = self._sessions.get(key)
-            if session is None and create:
-                session = self._sessions[key] = Session()
-            if session is not None:
-                session.last_used = time.monotonic()
-            return session
-
-    def drop(self, key: str | None) -> None:
-        """The tab closed: stop its training, forget its model."""
-        with self._lock:
-            session = self._sessions.pop(key, None)
-        if session is not None:
-            _release(session)
-
-    def keep_model(self, session: Session) -> None:
-        """Called when `session` got a new model: drop the oldest others' models beyond the cap."""
-        with self._lock:
-            holders = sorted((s for s in self._sessions.values() if s.trained is not None and s is not session),
-                             key=lambda s: s.last_used)
-            for old in holders[: max(0, len(holders) + 1 - self.max_models)]:
-                old.drop_model()
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, s in self._sessions.items() if now - s.last_used > self.idle_seconds and s.job is None]:
-            _release(self._sessions.pop(key))
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-
-def _release(session: Session) -> None:
-    if session.job is not None:
-        session.job.abandon()
-    session.pending = None
-    session.drop_model()
-
-
-# -------------------------------------------------------------------------------------------------- training
-
-
-def parse_size(size: str) -> tuple[int, int, int, int]:
-    """(n_layer, n_head, n_embd, block_size) from one of MODEL_SIZES, or any text with those four numbers in that
-    order ("3 layers · 4 heads · 96 wide · context 48")."""
+def parse_size(size) -> tuple[int, int, int, int]:
+    """(n_layer, n_head, n_embd, block_size) from one of MODEL_SIZES, or any text with those four whole numbers in
+    that order ("3 layers · 4 heads · 96 wide · context 48")."""
+    if not isinstance(size, str):
+        raise BadInput(f"The model size must be text such as '{DEFAULT_SIZE}', got {type(size).__name__}")
     if size in MODEL_SIZES:
         return MODEL_SIZES[size]
-    numbers = [int(n) for n in re.findall(r"\d+", str(size or ""))]
+    numbers = re.findall(r"[-+]?\d+(?:[.,]\d+)?", size)  # signs and decimals too, so "-2" is not read as 2
     if len(numbers) != 4:
         raise BadInput(f"Model size {size!r}: give four numbers, layers · heads · width · context, "
                        f"e.g. '3 layers · 4 heads · 96 wide · context 48'")
-    layers, heads, width, context = numbers
-    for name, value in zip(SIZE_LIMITS, numbers):
-        if not 1 <= value <= SIZE_LIMITS[name]:
-            raise BadInput(f"Model size {size!r}: {name} must be between 1 and {SIZE_LIMITS[name]} in this demo "
-                           f"(got {value}); train.py trains any size")
+    for name, number in zip(SIZE_LIMITS, numbers):
+        if not number.isdigit() or not 1 <= int(number) <= SIZE_LIMITS[name]:
+            raise BadInput(f"Model size {size!r}: {name} must be a whole number from 1 to {SIZE_LIMITS[name]} in "
+                           f"this demo (got {number}); train.py trains any size")
+    layers, heads, width, context = map(int, numbers)
     if width % heads:
         divisors = [h for h in range(1, min(width, SIZE_LIMITS["heads"]) + 1) if width % h == 0]
         raise BadInput(f"Model size {size!r}: a width of {width} does not split into {heads} heads of equal size; "
                        f"use {', '.join(map(str, divisors))} heads, or a width that {heads} divides")
     return layers, heads, width, context
-
-
-def too_big(name: str, size: int) -> str:
-    return (f"Too big: {name} is {size / 2**20:.1f} MB, and this demo trains on at most {TRAIN_MAX_BYTES // 2**20} MB "
-            "(the server holds the whole text in memory while it trains). Use train.py for bigger texts.")
-
-
-def check_text(text: str, name: str) -> str:
-    if not text or not text.strip():
-        raise BadInput(f"Nothing to train on: {name} is empty. Paste or upload some text (a few thousand characters "
-                       "or more).")
-    size = len(text.encode("utf-8"))
-    if size > TRAIN_MAX_BYTES:
-        raise BadInput(too_big(name, size))
-    return text
-
-
-def check_length(text: str, name: str, block_size: int) -> None:
-    """Both parts of the seed's split (first 90 % to train on, last 10 % to measure) need a whole context."""
-    need = block_size + 1
-    n = len(text)
-    if min(split_index(n), n - split_index(n)) < need:
-        raise BadInput(f"Too short to train on: {name} has {n:,} characters, and a context of {block_size} needs at "
-                       f"least {shortest_text(block_size):,}. The last 10 % is held out to measure the loss and must "
-                       f"hold {need} characters (context + 1). Give a longer text, or pick a model with a shorter "
-                       "context.")
-
-
-def read_upload(path: str | os.PathLike) -> tuple[str, str]:
-    """(text, file name) of an uploaded .txt, or a BadInput that says what is wrong with it."""
-    path = Path(path)
-    name = path.name
-    size = path.stat().st_size
-    if size > TRAIN_MAX_BYTES:
-        raise BadInput(too_big(name, size))
-    with path.open("rb") as f:
-        if b"\0" in f.read(8192):
-            raise BadInput(f"{name} is not a text file (it contains NUL bytes: binary data, or UTF-16 text); "
-                           "upload plain text saved as UTF-8")
-    try:
-        text = read_corpus(path)
-    except CorpusError as err:  # empty, or not UTF-8 (with the byte offset, in train.py's words)
-        raise BadInput(one_line(err).replace(str(path), name)) from None
-    return check_text(text, name), name
 
 
 def check_seconds(seconds, cap: float) -> float:
@@ -211,24 +106,99 @@ def check_seconds(seconds, cap: float) -> float:
     return seconds
 
 
+def check_max_iters(max_iters) -> int:
+    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, float, str)):
+        raise BadInput(f"max_iters must be a whole number, got {max_iters!r}")
+    try:
+        value = int(max_iters)
+    except (TypeError, ValueError):
+        raise BadInput(f"max_iters must be a whole number, got {max_iters!r}") from None
+    if value != float(max_iters) or value < 0:
+        raise BadInput(f"max_iters must be 0 (the preset's 2,400 steps) or a whole number of steps, got {max_iters}")
+    return value
+
+
+def too_big(name: str, size: int) -> str:
+    return (f"Too big: {name} is {size / 2**20:.1f} MB, and this demo trains on at most {TRAIN_MAX_BYTES // 2**20} MB "
+            "(the server holds the whole text in memory while it trains). Use train.py for bigger texts.")
+
+
+@dataclass
+class TrainingText:
+    """A text that passed every check: read once, checked once, then trained on."""
+
+    text: str
+    name: str  # how the page names it: "the pasted text", "tinyshakespeare.txt", ...
+
+
+def check_text(text, name: str, block_size: int) -> TrainingText:
+    """The one check of a training text (pasted, uploaded, bundled or sent to /train) for a model of `block_size`."""
+    text = check_string(text, name[0].upper() + name[1:])
+    if not text.strip():
+        raise BadInput(f"Nothing to train on: {name} is empty. Paste or upload some text (a few thousand characters "
+                       "or more).")
+    size = len(text.encode("utf-8"))
+    if size > TRAIN_MAX_BYTES:
+        raise BadInput(too_big(name, size))
+    n = len(text)
+    if min(split_index(n), n - split_index(n)) < block_size + 1:  # the seed's split: each part needs a context
+        raise BadInput(f"Too short to train on: {name} has {n:,} characters, and a model that reads {block_size} "
+                       f"characters at a time needs at least {shortest_text(block_size):,}: the last 10 % is kept "
+                       f"aside to measure the loss and must be longer than those {block_size}. Give a longer text, "
+                       "or pick a model with a shorter context.")
+    return TrainingText(text, name)
+
+
+def read_upload(path: str | os.PathLike, block_size: int) -> TrainingText:
+    """An uploaded (or the bundled) .txt, read once and checked, or a BadInput that says what is wrong with it."""
+    path = Path(path)
+    name = path.name
+    size = path.stat().st_size
+    if size > TRAIN_MAX_BYTES:
+        raise BadInput(too_big(name, size))
+    if size == 0:
+        raise BadInput(f"{name} is empty: upload a file with some text in it")
+    data = path.read_bytes()
+    if b"\0" in data[:8192]:  # binary data (or UTF-16 text, which is full of zero bytes)
+        raise BadInput(f"{name} is not a text file: it looks like a picture or a program, or text saved in another "
+                       "encoding. Save it as plain text (UTF-8) and upload it again.")
+    try:
+        text = decode_utf8(data, name)
+    except CorpusError as err:  # where the first byte that is not UTF-8 sits, in the corpus reader's words
+        where = re.search(r"byte (\d+) \((0x[0-9a-f]+)\)", str(err))
+        at = f" (byte {int(where[1]):,} is {where[2]})" if where else ""
+        raise BadInput(f"{name} is not saved as UTF-8 text{at}: save it as UTF-8 in your editor (Save as…, "
+                       "encoding UTF-8) and upload it again.") from None
+    del data
+    return check_text(text, name, block_size)
+
+
+# --------------------------------------------------------------------------------------------- a training's run
+
+
 @dataclass
 class TrainProgress:
-    """What a training has done so far: the page draws it, /train streams it as a dict."""
+    """What a training has done so far: the page draws it, /train streams it as a dict (`as_dict`)."""
 
     text_name: str
     characters: int
     max_seconds: float
-    status: str = "starting"  # starting, training, stopping, finished, stopped, time_limit
+    status: str = "waiting"  # waiting, starting, training, stopping, then finished, stopped, time_limit, cancelled
+    place: int = 0  # while waiting: 1 = next in line
+    wait_s: float = 0.0  # while waiting: about how long until it starts
     step: int = 0
     max_iters: int = 0
     elapsed_s: float = 0.0
     n_params: int | None = None
     running: list = field(default_factory=list)  # (step, mean train loss over the last second)
     evaluations: list = field(default_factory=list)  # the engine's records: step, train/val loss, elapsed, sample
+    best_step: int | None = None  # the evaluation with the lowest val loss: the model the run offers
+    best_val_loss: float | None = None
+    warnings: list = field(default_factory=list)  # the engine's plain words: memorising, overfitting
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "time_limit")
+        return self.status in ("finished", "stopped", "time_limit", "cancelled")
 
     def time_left(self) -> float:
         if self.done:
@@ -241,49 +211,97 @@ class TrainProgress:
 
     def as_dict(self) -> dict:
         return {
-            "status": self.status, "step": self.step, "max_iters": self.max_iters,
+            "status": self.status, "place": self.place, "wait_s": round(self.wait_s, 1),
+            "step": self.step, "max_iters": self.max_iters,
             "elapsed_s": round(self.elapsed_s, 2), "time_left_s": round(self.time_left() or 0.0, 2),
             "train_loss": self.running[-1][1] if self.running else None, "n_params": self.n_params,
             "text": self.text_name, "characters": self.characters,
+            "best_step": self.best_step, "best_val_loss": self.best_val_loss, "warnings": list(self.warnings),
             "evaluations": [dict(e) for e in self.evaluations],
         }
 
 
+class Bridge(TrainerCallback):
+    """The engine's events, as tuples for `TrainingJob.apply`: the start, every evaluation (with the run state's
+    best step and warnings), and the running train loss about once a second (the mean since the last point).
+    `stop` is the stream's: once nobody reads the events, the run stops at its next step."""
+
+    def __init__(self, emit, stop: threading.Event):
+        self.emit, self.stop = emit, stop
+        self.losses: list[float] = []
+        self.last = time.monotonic()
+
+    def on_train_begin(self, trainer):
+        state = _state(trainer)
+        self.emit(("begin", state["global_step"], state["max_steps"], state["n_params"]))
+        self.last = time.monotonic()
+
+    def on_step_end(self, trainer, step, loss, lr):
+        if self.stop.is_set():
+            trainer.stop()
+        self.losses.append(loss.item())
+        now = time.monotonic()
+        if now - self.last >= TRAIN_UPDATE_INTERVAL:
+            self.emit(("step", step, sum(self.losses) / len(self.losses), trainer.elapsed()))
+            self.losses, self.last = [], now
+
+    def on_evaluate(self, trainer, record):
+        state = _state(trainer)
+        self.emit(("eval", dict(record), state["best_step"], state["best_val_loss"], state["warnings"]))
+
+
+def _state(trainer) -> dict:
+    """What the page needs from the engine's run state (`trainer.state`, a RunState), read in one place."""
+    state = getattr(trainer, "state", None)
+    if state is not None:
+        return {"global_step": state.global_step, "max_steps": state.max_steps, "n_params": state.n_params,
+                "best_step": getattr(state, "best_step", None), "best_val_loss": state.best_val_loss,
+                "warnings": list(getattr(state, "warnings", None) or [])}
+    # Before the engine had a run state: the same facts from the trainer itself.
+    # No best step: that engine offered the last model, not the best one.
+    return {"global_step": trainer.step, "max_steps": trainer.settings.max_iters, "n_params": trainer.n_params,
+            "best_step": None, "best_val_loss": trainer.best_val_loss, "warnings": []}
+
+
 class TrainingJob:
-    """One training in its own thread: the engine's Trainer, with its events bridged to the event loop.
+    """One training: waits in line holding its checked text, then runs the engine's Trainer in a ThreadStream.
 
     torch runs the training with the server's thread count (--threads, default 1), so a training takes one core
     and Generate keeps the others.
     """
 
-    def __init__(self, text: str, text_name: str, dims: tuple[int, int, int, int], seconds: float,
-                 max_iters: int, folder: Path):
+    def __init__(self, text: TrainingText, dims: tuple[int, int, int, int], seconds: float, max_iters: int,
+                 folder: Path):
         self.text, self.dims, self.seconds, self.max_iters = text, dims, seconds, max_iters
         self.folder = folder
-        self.progress = TrainProgress(text_name, len(text), seconds)
+        self.progress = TrainProgress(text.name, len(text.text), seconds)
         self.trainer = None
-        self.thread: threading.Thread | None = None
+        self.cancelled = False  # Stop while it waits: it leaves the line
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._finished = self._abandoned = False
 
-    def start(self, emit) -> None:
-        self.thread = threading.Thread(target=self._work, args=(emit,), name="tinygpt-train", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current step; the engine then saves what was trained (thread-safe)."""
+    def stop(self) -> str:
+        """Stop pressed: leave the line, or stop after the current step (the engine then evaluates and saves what
+        was trained). Thread-safe; returns what happened in words."""
+        if self.progress.status == "waiting":
+            self.cancelled = True
+            return "Stopped before it started: your place in line is given up."
+        if self._stop.is_set():
+            return "Already stopping: the model is being evaluated and saved with what it has learnt so far."
         self._stop.set()
         trainer = self.trainer
         if trainer is not None:
             trainer.stop()
+        return "Stopping: the model keeps what it has learnt so far; it is being evaluated and saved…"
 
     def abandon(self) -> None:
         """Nobody is watching any more (tab closed, stream cancelled): stop, and delete the folder once saved."""
+        self.cancelled = True
         self.stop()
         with self._lock:
             self._abandoned = True
-            finished = self._finished
+            finished = self._finished or self.trainer is None and self.progress.status == "waiting"
         if finished:
             shutil.rmtree(self.folder.parent, ignore_errors=True)
 
@@ -291,43 +309,51 @@ class TrainingJob:
     def abandoned(self) -> bool:
         return self._abandoned
 
-    def _work(self, emit) -> None:
+    def settings(self) -> TrainingSettings:
+        n_layer, n_head, n_embd, block_size = self.dims
+        overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                         max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
+                         keep="best",  # the folder's model (Generate, Download, Push) is the best-val one
+                         eval_interval=eval_interval_for(self.dims))
+        if self.max_iters:
+            overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
+                             eval_interval=min(overrides["eval_interval"], max(1, self.max_iters // 4)))
         try:
-            n_layer, n_head, n_embd, block_size = self.dims
-            overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
-                             max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
-                             eval_interval=eval_interval_for(self.dims))
-            if self.max_iters:
-                overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
-                                 eval_interval=min(overrides["eval_interval"], max(1, self.max_iters // 4)))
-            try:
-                settings = TrainingSettings.from_preset("cpu", **overrides)
-            except (TrainingError, ValueError) as err:
-                raise BadInput(f"These settings cannot train: {one_line(err)}") from None
-            bridge = Bridge(emit)
-            check_length(self.text, self.progress.text_name, block_size)
+            return TrainingSettings.from_preset("cpu", **overrides)
+        except (TrainingError, ValueError) as err:
+            raise BadInput(f"These settings cannot train: {one_line(err)}") from None
+
+    def work(self, emit, stop: threading.Event) -> None:
+        """The training, in the stream's thread. Failures are raised as one line for the page (gr.Error)."""
+        name = self.progress.text_name
+        try:
+            settings = self.settings()
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
-                trainer = Trainer(settings, text=self.text, out_dir=self.folder, callbacks=[bridge],
-                                  data_name=_slug(self.progress.text_name), run_name=self.folder.name)
-            except (TrainingError, ValueError) as err:  # empty text, shorter than the context, ...
-                raise BadInput(f"Cannot train on {self.progress.text_name}: {one_line(err)}") from None
+                trainer = Trainer(settings, text=self.text.text, out_dir=self.folder,
+                                  callbacks=[ModelCardWriter(), Bridge(emit, stop)], data_name=_slug(name), run_name=self.folder.name)
+            except (TrainingError, ValueError) as err:
+                raise BadInput(f"Cannot train on {name}: {one_line(err)}") from None
             except ImportError as err:  # accelerate is missing: serving works, training does not
                 raise BadInput(f"Training is not available on this server: {one_line(err)} (pip install tinygpt)") \
                     from None
             self.text = None  # the trainer holds what it needs
             self.trainer = trainer
-            if self._stop.is_set():
+            if self._stop.is_set() or stop.is_set():
                 trainer.stop()
             try:
                 reason = trainer.train()
-            except (TrainingError, ValueError) as err:
-                raise BadInput(f"Cannot train on {self.progress.text_name}: {one_line(err)}") from None
-            emit(("end", reason, trainer.step, trainer.elapsed()))
-        except BadInput as err:
-            emit(("error", err))
+            except CheckpointError as err:  # a write failed: the folder keeps its last complete checkpoint
+                raise BadInput(f"Training stopped: the server could not save the model: {_no_paths(err, self)}. "
+                               "Your previous model, if any, is still here.") from None
+            except TrainingError as err:  # the loss became infinite (TrainingDiverged), ...
+                raise BadInput(f"Training stopped: {_no_paths(err, self)}. Your previous model, if any, is "
+                               "still here.") from None
+            emit(("end", reason, trainer.elapsed()))
+        except BadInput:
+            raise
         except Exception as err:  # a bug or an out-of-memory: one line for the user
-            emit(("error", gr.Error(f"Training failed: {one_line(err)}")))
+            raise gr.Error(f"Training failed: {_no_paths(err, self)}.") from None
         finally:
             self.trainer = None  # the optimizer, data and model go with it; the folder holds the result
             with self._lock:
@@ -335,7 +361,6 @@ class TrainingJob:
                 abandoned = self._abandoned
             if abandoned:
                 shutil.rmtree(self.folder.parent, ignore_errors=True)
-            emit(_DONE)
 
     def apply(self, event) -> None:
         """Fold one event from the worker into `progress` (on the event loop)."""
@@ -343,20 +368,29 @@ class TrainingJob:
         kind = event[0]
         if kind == "begin":
             _, p.step, p.max_iters, p.n_params = event
-            p.status = "stopping" if self._stop.is_set() else "training"
+            p.status = "training"
         elif kind == "step":
             _, p.step, loss, p.elapsed_s = event
             p.running.append((p.step, loss))
         elif kind == "eval":
-            record = dict(event[1])
+            _, record, p.best_step, p.best_val_loss, p.warnings = event
             p.evaluations.append(record)
             p.step = max(p.step, record.get("step", 0))
             p.elapsed_s = max(p.elapsed_s, record.get("elapsed_s", 0.0))
         elif kind == "end":
-            _, reason, p.step, p.elapsed_s = event
-            p.status = reason
+            _, p.status, p.elapsed_s = event
+            if p.evaluations:
+                p.step = max(p.step, p.evaluations[-1]["step"])
         if self._stop.is_set() and not p.done:
             p.status = "stopping"
+
+
+def _no_paths(err: BaseException, job: TrainingJob) -> str:
+    """An error's first line, without a final full stop and without the server's temporary folders in it (the
+    visitor knows the model by its folder's name)."""
+    root = job.folder.parent.parent  # Trainings.root: every session's runs
+    text = re.sub(re.escape(str(root)) + r"[^\s:;,()'\"]*", job.folder.name, one_line(err))
+    return text.rstrip(".")
 
 
 def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
@@ -368,40 +402,186 @@ def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
     return int(min(300, max(25, 300 / cost // 25 * 25)))
 
 
-class Bridge(TrainerCallback):
-    """Hands the engine's events to `emit`: every evaluation, and the running train loss about once a second (the
-    mean over the steps since the last point)."""
+class TrainingLine:
+    """Trainings at once (`slots`) and the line behind them. Kept here rather than in gradio's queue, so that a
+    place can be said in words ("2nd in line, about 40 s"), Stop can leave the line, and the page and /train wait
+    in the same line."""
 
-    def __init__(self, emit):
-        self.emit = emit
-        self.losses: list[float] = []
-        self.last = time.monotonic()
+    def __init__(self, slots: int = TRAIN_CONCURRENCY, max_waiting: int = MAX_WAITING):
+        self.slots, self.max_waiting = slots, max_waiting
+        self.running: list[TrainingJob] = []
+        self.waiting: list[TrainingJob] = []
+        self._lock = threading.Lock()
 
-    def on_train_begin(self, trainer):
-        self.emit(("begin", trainer.step, trainer.settings.max_iters, trainer.n_params))
-        self.last = time.monotonic()
+    def join(self, job: TrainingJob) -> None:
+        with self._lock:
+            if len(self.waiting) >= self.max_waiting:
+                raise BadInput(f"{len(self.waiting)} trainings are already waiting, the most this server lets wait. "
+                               "Try again in a few minutes.")
+            self.waiting.append(job)
 
-    def on_step_end(self, trainer, step, loss, lr):
-        self.losses.append(loss.item())
-        now = time.monotonic()
-        if now - self.last >= TRAIN_UPDATE_INTERVAL:
-            self.emit(("step", step, sum(self.losses) / len(self.losses), trainer.elapsed()))
-            self.losses, self.last = [], now
+    def leave(self, job: TrainingJob) -> None:
+        with self._lock:
+            for jobs in (self.waiting, self.running):
+                if job in jobs:
+                    jobs.remove(job)
 
-    def on_evaluate(self, trainer, record):
-        self.emit(("eval", record))
+    def try_start(self, job: TrainingJob) -> bool:
+        """Whether `job` may start now (it then counts as running)."""
+        with self._lock:
+            free = self.slots - len(self.running)
+            if job in self.waiting[:max(0, free)]:
+                self.waiting.remove(job)
+                self.running.append(job)
+                return True
+            return False
+
+    def place(self, job: TrainingJob) -> tuple[int, float]:
+        """(1 for next in line, 2 behind one, ...; about how many seconds until it starts): the running trainings'
+        time left, then each one ahead taking its whole budget on the first slot to free up."""
+        with self._lock:
+            ahead = self.waiting[: self.waiting.index(job)] if job in self.waiting else []
+            free_at = sorted(j.progress.time_left() for j in self.running)
+            free_at += [0.0] * max(0, self.slots - len(free_at))
+            for other in ahead:
+                free_at.sort()
+                free_at[0] += other.seconds
+            return len(ahead) + 1, min(free_at, default=0.0)
+
+
+# ------------------------------------------------------------------------------------------------ the page view
+
+
+@dataclass(frozen=True, eq=False)
+class TrainPage:
+    """The components a training updates. app.py makes them (it alone owns the page); the view returns
+    `{component: update}` dicts keyed by these, so nothing is matched by position."""
+
+    train_button: object
+    progress: object
+    curve: object
+    samples: object
+    result: object  # the group with Download and Push, shown once there is a model
+    download: object
+    model_choice: object
+    facts: object
+
+    def components(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+# The loss chart's series, in plain words, and their colours (distinct, and readable on white).
+HELD_OUT = "held-out text (last 10 %)"
+TRAINING = "training text (each evaluation)"
+RUNNING = "training text, last second"
+SERIES = {HELD_OUT: "#e6550d", TRAINING: "#2171b5", RUNNING: "#9e9e9e"}
+
+
+def loss_chart(p: TrainProgress):
+    """The loss chart as a Vega-Lite spec (gradio's Plot draws it with Vega, as wide as the page): lines with a
+    point at every evaluation (so the first evaluation shows before there is any line), both axes titled, and a
+    legend below the plot that fits a phone. gr.skip() until the first evaluation."""
+    from gradio.components.plot import AltairPlotData
+
+    if not p.evaluations:
+        return gr.skip()
+    first = p.evaluations[0]
+    rows = [{"step": first["step"], "loss": first["train_loss"], "series": RUNNING}]
+    rows += [{"step": s, "loss": loss, "series": RUNNING} for s, loss in p.running if s > first["step"]]
+    for e in p.evaluations:
+        rows.append({"step": e["step"], "loss": e["train_loss"], "series": TRAINING})
+        rows.append({"step": e["step"], "loss": e["val_loss"], "series": HELD_OUT})
+    x = {"field": "step", "type": "quantitative", "title": "step (batches trained on)",
+         "axis": {"tickCount": 5, "format": ",d"}, "scale": {"domainMin": 0}}
+    y = {"field": "loss", "type": "quantitative", "title": "loss (lower is better)", "scale": {"zero": False}}
+    color = {"field": "series", "type": "nominal", "title": None,
+             "scale": {"domain": list(SERIES), "range": list(SERIES.values())},
+             "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": 0, "symbolType": "stroke"}}
+    tooltip = [{"field": "series", "type": "nominal"}, {"field": "step", "type": "quantitative"},
+               {"field": "loss", "type": "quantitative", "format": ".3f"}]
+    evaluated = {"filter": {"field": "series", "oneOf": [HELD_OUT, TRAINING]}}
+    running = {"filter": {"field": "series", "equal": RUNNING}}
+    # The axes and colours are shared by every layer (gradio's chart theme recolours a layer's own colour scale).
+    layers = [
+        {"transform": [running], "mark": {"type": "line", "strokeWidth": 1.5}, "encoding": {}},
+        {"transform": [evaluated], "mark": {"type": "line", "strokeWidth": 2.5}, "encoding": {}},
+        {"transform": [evaluated], "mark": {"type": "point", "filled": True, "size": 60, "strokeWidth": 0},
+         "encoding": {"tooltip": tooltip}},
+    ]
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "data": {"values": rows},
+            "height": 260, "encoding": {"x": x, "y": y, "color": color}, "layer": layers,
+            # SVG: crisp text at any zoom, and the page (and its tests) can read the axes and the legend.
+            "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}}}
+    return AltairPlotData(plot=json.dumps(spec), chart="line")
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def progress_line(p: TrainProgress, error: str | None = None) -> str:
+    """The progress in words: the place in line, the step and the time, the verdict; the warnings below."""
+    if p.status == "waiting":
+        return (f"### Waiting: {ordinal(p.place)} in line, about {p.wait_s:.0f} s\n"
+                f"One training at a time runs on this server; yours ({p.text_name}, {p.characters:,} characters) "
+                "starts when a slot frees up. **Stop** gives your place up.")
+    if p.status == "cancelled":
+        return "Stopped before it started: your place in line is given up. Press **Train** to line up again."
+    if error:
+        head = f"**{error}**"
+    elif p.done:
+        head = {"finished": f"**Finished: all {p.max_iters:,} steps done.**",
+                "stopped": f"**Stopped at step {p.step:,}: kept what it learnt.**",
+                "time_limit": f"**Time budget used up ({p.max_seconds:g} s) at step {p.step:,}.**"}[p.status]
+    elif p.status == "starting" or not p.max_iters:
+        head = "**Starting…** (reading the text, building the model)"
+    else:
+        head = (f"**Training**: step {p.step:,} / {p.max_iters:,} · {p.elapsed_s:.0f} s of {p.max_seconds:g} s · "
+                f"about {p.time_left():.0f} s left" + (" · stopping…" if p.status == "stopping" else ""))
+    lines = [head]
+    if p.evaluations:
+        last = p.evaluations[-1]
+        lines.append(f"Val loss **{last['val_loss']:.3f}** at step {last['step']:,} "
+                     f"({bits(last['val_loss']):.2f} bits per character).")
+    if p.done and not error and p.best_step is not None:
+        lines.append(f"The model you now use, download and push is the one from **step {p.best_step:,}**, where "
+                     f"the val loss was lowest ({p.best_val_loss:.3f}). This tab's Generate and See inside use it "
+                     "(**Model** at the top switches back).")
+    lines += [f"⚠️ {w}" for w in p.warnings]
+    return "  \n".join(lines)
+
+
+def samples_html(p: TrainProgress) -> str:
+    """The newest sample in full, the older ones folded (a click opens each): the page stays short."""
+    if not p.evaluations:
+        return '<p class="samples-note">A sample of what the model writes appears here after each evaluation.</p>'
+    parts = []
+    for i, e in enumerate(reversed(p.evaluations)):
+        title = f"step {e['step']:,} · val {e['val_loss']:.3f}"
+        text = html.escape(e.get("sample") or "")
+        if i == 0:
+            parts.append(f'<div class="sample newest"><p><strong>Newest sample: {title}</strong></p><pre>{text}</pre>'
+                         "</div>")
+        else:
+            parts.append(f'<details class="sample"><summary>{title}</summary><pre>{text}</pre></details>')
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------- trainings
 
 
 class Trainings:
-    """The Train tab's server side: text sources, the training stream, download and push. `bundled_text` is the
-    file offered as the default text (app.py's data/tinyshakespeare.txt), None or missing for none."""
+    """The Train tab's server side: the line of trainings, the page's stream and /train's, Stop, download, push.
+    `bundled_text` is the file offered as the default text (app.py's data/tinyshakespeare.txt), None for none."""
 
     def __init__(self, sessions: Sessions, max_seconds: float = TRAIN_MAX_SECONDS, hub_login: bool = False,
-                 bundled_text: str | os.PathLike | None = None):
+                 bundled_text: str | os.PathLike | None = None, concurrency: int = TRAIN_CONCURRENCY):
         self.sessions = sessions
         self.bundled_text = Path(bundled_text) if bundled_text else None
         self.max_seconds = max_seconds
         self.hub_login = hub_login  # the Hub's "Sign in" button (a Space with OAuth)
+        self.line = TrainingLine(concurrency)
         self.root = Path(tempfile.mkdtemp(prefix="tinygpt-demo-"))  # every session's runs; removed at exit
 
     def close(self) -> None:
@@ -411,60 +591,44 @@ class Trainings:
     def has_bundled_text(self) -> bool:
         return self.bundled_text is not None and self.bundled_text.is_file()
 
-    # -- the page: check the request at once (before the queue), then train when the queue lets it
+    # -- the page
 
-    def prepare(self, source, pasted, upload, size, seconds, request: gr.Request):
-        session = self.sessions.get(request, create=True)
-        if session.state != "idle":
-            what = {"waiting": "is already waiting for a free training slot",
-                    "training": "is already training", "stopping": "is saving a stopped training"}[session.state]
-            raise BadInput(f"This tab {what}: one training at a time. Press Stop to end it, or wait for it.")
+    def read_page_text(self, source, pasted, upload, block_size: int) -> TrainingText:
+        if source == "bundled":
+            if not self.has_bundled_text:
+                raise BadInput("The bundled tiny Shakespeare is not on this server; paste or upload a text instead")
+            return read_upload(self.bundled_text, block_size)
+        if source == "upload":
+            if not upload:
+                raise BadInput("No file uploaded yet: choose a .txt file (UTF-8), or pick another text source")
+            return read_upload(upload, block_size)
+        return check_text(pasted, "the pasted text", block_size)
+
+    async def train_page(self, page: TrainPage, source, pasted, upload, size, seconds,
+                         request: gr.Request) -> AsyncIterator[dict]:
+        """The Train button: checks the request at once, waits in line, trains; yields the page's updates."""
+        session = self._idle_session(request)
         dims = parse_size(size)
         seconds = check_seconds(seconds, self.max_seconds)
-        if source in ("bundled", "upload"):
-            if source == "bundled" and not self.has_bundled_text:
-                raise BadInput("The bundled tiny Shakespeare is not on this server; paste or upload a text instead")
-            if source == "upload" and not upload:
-                raise BadInput("No file uploaded yet: choose a .txt file (UTF-8), or pick another text source")
-            path = self.bundled_text if source == "bundled" else Path(upload)
-            text, name = read_upload(path)
-            # While it waits, the session keeps the file's path, not its text (a queue of 10 MB texts adds up).
-            session.pending = dict(path=path, text_name=name, dims=dims, seconds=seconds)
-        else:
-            text, name = check_text(pasted, "the pasted text"), "the pasted text"
-            session.pending = dict(text=text, text_name=name, dims=dims, seconds=seconds)
-        check_length(text, name, dims[3])
-        session.state = "waiting"
-        return f"Waiting for a free training slot ({name}, {len(text):,} characters)…"
-
-    async def train_page(self, request: gr.Request):
-        """The Train button, after `prepare`: yields the page's updates (curve, progress, samples, then the
-        download, the model choice and the facts)."""
-        session = self.sessions.get(request, create=True)
-        if session.state != "waiting" or session.pending is None:  # Stop was pressed while it waited
-            session.state, session.pending = "idle", None
-            yield gr.skip(), "Training cancelled before it started.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        pending, session.pending = session.pending, None
-        if "path" in pending:
-            try:
-                pending["text"], _ = await asyncio.to_thread(read_upload, pending.pop("path"))
-            except (BadInput, OSError) as err:  # the upload is gone from the server's cache (a very long wait)
-                session.state = "idle"
-                raise BadInput(f"Cannot read the text any more ({one_line(err)}); choose it again") from None
-        async for progress, ready in self._run(session, max_iters=0, **pending):
-            if ready is None:
-                yield loss_frame(progress), progress_line(progress), samples_markdown(progress), *[gr.skip()] * 4
-            else:
-                yield (loss_frame(progress), progress_line(progress), samples_markdown(progress),
-                       gr.DownloadButton(value=str(session.zip_path), visible=True),
-                       gr.Radio(value="trained", visible=True), ready.facts_markdown(), gr.Group(visible=True))
-
-    def release(self, request: gr.Request):
-        """The training step failed (refused input, queue full...): the tab may train again."""
-        session = self.sessions.get(request)
-        if session is not None and session.job is None:
-            session.state, session.pending = "idle", None
+        text = await asyncio.to_thread(self.read_page_text, source, pasted, upload, dims[3])
+        progress = None
+        try:
+            async for progress, ready in self._run(session, text, dims, seconds, max_iters=0):
+                updates = {page.progress: progress_line(progress), page.curve: loss_chart(progress),
+                           page.samples: samples_html(progress)}
+                updates[page.train_button] = gr.update(interactive=progress.done)
+                if ready is not None:
+                    updates.update({
+                        page.result: gr.update(visible=True),
+                        page.download: gr.update(value=str(session.zip_path), visible=True),
+                        page.model_choice: gr.update(value="trained", visible=True),
+                        page.facts: ready.facts_markdown(),
+                    })
+                yield updates
+        except gr.Error as err:  # the line says it too, not only a toast that goes away
+            if progress is not None:
+                yield {page.progress: progress_line(progress, error=err.message)}
+            raise
 
     # -- the API: /train(text, model_size, seconds, max_iters)
 
@@ -472,70 +636,74 @@ class Trainings:
                         max_iters: int = 0, request: gr.Request = None) -> AsyncIterator[dict]:
         """Train a new model on `text` for this client session; streams progress as dicts (see the docstring of
         app.py). `max_iters` 0 is the cpu preset's 2400 steps; the time budget ends a run sooner."""
-        session = self.sessions.get(request, create=True)
-        if session.state != "idle":
-            raise BadInput("This session is already training: one training at a time. Call /stop_training first.")
+        session = self._idle_session(request)
         dims = parse_size(model_size)
         seconds = check_seconds(seconds, self.max_seconds)
-        text = check_text(text, "the text")
-        try:
-            max_iters = int(max_iters)
-        except (TypeError, ValueError):
-            raise BadInput(f"max_iters must be an integer, got {max_iters!r}") from None
-        if max_iters < 0:
-            raise BadInput(f"max_iters must be 0 (the preset's) or more, got {max_iters}")
-        async for progress, _ in self._run(session, text, "the text", dims, seconds, max_iters):
+        max_iters = check_max_iters(max_iters)
+        checked = check_text(text, "the text", dims[3])
+        del text
+        async for progress, _ in self._run(session, checked, dims, seconds, max_iters):
             yield progress.as_dict()
+
+    def _idle_session(self, request) -> Session:
+        session = self.sessions.get(request, create=True)
+        job = session.job
+        if job is not None:
+            what = {"waiting": "is already waiting in line", "stopping": "is saving a stopped training"}.get(
+                job.progress.status, "is already training")
+            raise BadInput(f"This tab {what}: one training at a time. Press Stop to end it, or wait for it.")
+        return session
 
     # -- the training stream shared by both
 
-    async def _run(self, session: Session, text: str, text_name: str, dims, seconds: float, max_iters: int):
-        """Yields (progress, None) about once a second, then (progress, the new model) when it is ready."""
-        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root)) / _folder_name(text_name)
-        job = TrainingJob(text, text_name, dims, seconds, max_iters, folder)
+    async def _run(self, session: Session, text: TrainingText, dims, seconds: float, max_iters: int):
+        """Yields (progress, None) while it waits and trains (about once a second), then (progress, the new model)."""
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root)) / _folder_name(text.name)
+        job = TrainingJob(text, dims, seconds, max_iters, folder)
         del text
-        session.job, session.state = job, "training"
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-
-        def emit(event):  # from the worker thread
-            try:
-                loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:  # the event loop is gone (server shutting down)
-                job.stop()
-
-        finished = False
         try:
-            job.start(emit)
+            self.line.join(job)
+        except BadInput:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            raise
+        session.job = job
+        finished = False
+        stream = None
+        try:
+            shown = None
+            while not self.line.try_start(job):
+                if job.cancelled:
+                    job.progress.status = "cancelled"
+                    yield job.progress, None
+                    return
+                job.progress.place, job.progress.wait_s = self.line.place(job)
+                if shown is None or time.monotonic() - shown >= TRAIN_UPDATE_INTERVAL:
+                    shown = time.monotonic()
+                    yield job.progress, None
+                await asyncio.sleep(LINE_POLL)
+            job.progress.status, job.progress.place, job.progress.wait_s = "starting", 0, 0.0
+            stream = ThreadStream(job.work, name="tinygpt-train").start()
             yield job.progress, None
-            while True:
-                try:  # wake at least once a second, so elapsed and time left move even during a long evaluation
-                    event = await asyncio.wait_for(events.get(), TRAIN_UPDATE_INTERVAL)
-                except asyncio.TimeoutError:
-                    event = None
-                batch = [event] if event is not None else []
-                while not events.empty():
-                    batch.append(events.get_nowait())
-                for item in batch:
-                    if item is _DONE:
-                        break
-                    if item[0] == "error":
-                        raise item[1]
-                    job.apply(item)
-                if any(item is _DONE for item in batch):
-                    break
-                if event is None and job.progress.status == "training" and job.progress.step:
-                    job.progress.elapsed_s += TRAIN_UPDATE_INTERVAL  # between reports: the clock still runs
-                yield job.progress, None
+            # Wake at least once a second, so elapsed and time left move even during a long evaluation.
+            async for events in stream.batches(wake_every=TRAIN_UPDATE_INTERVAL):
+                for event in events:
+                    job.apply(event)
+                p = job.progress
+                if not events and p.status == "training" and p.step:
+                    p.elapsed_s += TRAIN_UPDATE_INTERVAL  # between reports: the clock still runs
+                yield p, None
             if job.abandoned:  # the tab closed meanwhile: its folder is being deleted, nothing to adopt
                 return
             ready = await asyncio.to_thread(self._adopt, session, job)
             finished = True
             yield job.progress, ready
         finally:
+            if stream is not None:
+                await stream.aclose()
+            self.line.leave(job)
             if session.job is job:
-                session.job, session.state = None, "idle"
-            if not finished:  # error, or the stream was closed (tab gone, client cancelled): nothing to keep
+                session.job = None
+            if not finished:  # error, cancelled, or the stream was closed (tab gone, client cancelled)
                 job.abandon()
 
     def _adopt(self, session: Session, job: TrainingJob) -> TinyGPTDemo:
@@ -545,33 +713,20 @@ class Trainings:
         try:
             ready = TinyGPTDemo(load_model(job.folder, label=label))
         except ModelError as err:
-            raise gr.Error(f"The trained model could not be loaded back: {err}") from None
+            raise gr.Error(f"The trained model could not be loaded back: {_no_paths(err, job)}.") from None
         zip_path = Path(shutil.make_archive(str(job.folder), "zip", root_dir=job.folder.parent,
                                             base_dir=job.folder.name))
-        session.drop_model()
-        session.trained, session.folder, session.zip_path, session.use_trained = ready, job.folder, zip_path, True
-        self.sessions.keep_model(session)
+        self.sessions.adopt(session, ready, job.folder, zip_path)
         return ready
 
     # -- Stop, download, push
 
     def stop(self, request: gr.Request) -> str:
-        """Stop: the answer goes to the progress line (and a toast, as the next update replaces that line)."""
+        """Stop: leaves the line, or stops the training (which is then evaluated and saved). The answer goes to the
+        progress line (no toast: on a phone it would cover the page), which the training's stream then updates."""
         session = self.sessions.get(request)
-        state = session.state if session is not None else "idle"
-        if state == "waiting":
-            session.state, session.pending = "idle", None
-            message = "Stopped before it started: your place in the queue is given up."
-        elif state == "stopping":
-            message = "Already stopping: the model is being saved with what it has learnt so far."
-        elif state == "training" and session.job is not None:
-            session.state = "stopping"
-            session.job.stop()
-            message = "Stopping: the model keeps what it has learnt so far and is being saved…"
-        else:
-            message = "Nothing is training in this tab."
-        gr.Info(message)
-        return message
+        job = session.job if session is not None else None
+        return job.stop() if job is not None else "Nothing is training in this tab."
 
     def download(self, request: gr.Request) -> str:
         session = self.sessions.get(request)
@@ -585,13 +740,13 @@ class Trainings:
         session = self.sessions.get(request)
         if session is None or session.folder is None:
             raise BadInput("No trained model in this session yet: train one first, then push it")
-        repo_id = (repo_id or "").strip()
+        repo_id = check_string(repo_id, "The repo id").strip()
         if not repo_id:
             raise BadInput("Give a repo id to push to, e.g. your-name/tiny-shakespeare. Your model is still here to "
                            "download.")
         # Only the visitor's own token: never the server's (HF_TOKEN / hf auth login), which would let anyone
         # write to the server owner's account.
-        token = (token or "").strip() or getattr(oauth_token, "token", None)
+        token = check_string(token, "The token").strip() or getattr(oauth_token, "token", None)
         if not token:
             how = "sign in with the button, or paste" if self.hub_login else "paste"
             raise BadInput(f"No Hugging Face token: {how} a token with write access "
@@ -599,32 +754,12 @@ class Trainings:
         try:
             result = push_model(session.folder, repo_id, token=token)
         except (HubError, ValueError) as err:
-            raise BadInput(f"Push failed: {one_line(err)}. Your model is still here to download.") from None
+            # The Hub code names the folder it pushed: here a server's temporary path, which the visitor never saw.
+            message = one_line(err)
+            for path in (session.folder, session.folder.parent):
+                message = message.replace(str(path), "your model")
+            raise BadInput(f"Push failed: {message.rstrip('.')}. Your model is still here to download.") from None
         return f"Pushed to [{result.repo_id}]({result.tree_url}) (commit {result.commit[:8]})."
-
-    # -- the model choice
-
-    def model_for(self, request: gr.Request | None, served: TinyGPTDemo) -> TinyGPTDemo:
-        """The model Generate and See inside use for this request: the session's trained model where it has one and
-        chose it, else the served model."""
-        session = self.sessions.get(request)
-        if session is not None and session.use_trained:
-            if session.trained is not None:
-                return session.trained
-            gr.Warning("Your trained model was dropped (the server keeps only the most recent ones); "
-                       "using the served model.")
-        return served
-
-    def choose(self, choice: str, request: gr.Request, served: TinyGPTDemo):
-        session = self.sessions.get(request)
-        if choice == "trained":
-            if session is None or session.trained is None:
-                raise BadInput("This session has no trained model (any more): train one in the Train tab")
-            session.use_trained = True
-            return session.trained.facts_markdown()
-        if session is not None:
-            session.use_trained = False
-        return served.facts_markdown()
 
 
 def _slug(text_name: str) -> str:
@@ -634,55 +769,6 @@ def _slug(text_name: str) -> str:
 
 def _folder_name(text_name: str) -> str:
     return f"tinygpt-{_slug(text_name)}"
-
-
-def loss_frame(progress: TrainProgress):
-    """The chart's data, or gr.skip() until the first evaluation (at step 0): the chart learns its series from its
-    first data, so that has all three (the running train loss starts from the evaluated one)."""
-    import pandas as pd
-
-    if not progress.evaluations:
-        return gr.skip()
-    first = progress.evaluations[0]
-    rows = [(first["step"], first["train_loss"], "train (running)")]
-    rows += [(s, loss, "train (running)") for s, loss in progress.running if s > first["step"]]
-    for e in progress.evaluations:
-        rows.append((e["step"], e["train_loss"], "train"))
-        rows.append((e["step"], e["val_loss"], "val"))
-    # Typed even when empty: the chart's axes are numbers from the first update on.
-    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
-
-
-def progress_line(p: TrainProgress) -> str:
-    steps = f"step {p.step:,} / {p.max_iters:,}" if p.max_iters else "starting…"
-    parts = [steps, f"{p.elapsed_s:.0f} s elapsed"]
-    if p.done:
-        ends = {"finished": "finished: all steps done", "stopped": "stopped: kept what it learnt",
-                "time_limit": "time budget used up"}
-        parts.append(ends[p.status])
-    else:
-        left = p.time_left()
-        parts.append(f"about {left:.0f} s left")
-        if p.status == "stopping":
-            parts.append("stopping…")
-    if p.evaluations:
-        parts.append(f"val loss {p.evaluations[-1]['val_loss']:.3f}")
-    line = " · ".join(x for x in parts if x)
-    if p.done:
-        line += ("  \nThis tab's Generate and See inside now use this model (switch back with **Model** at the "
-                 "top). Download it or push it to the Hub below.")
-    return line
-
-
-def samples_markdown(p: TrainProgress) -> str:
-    if not p.evaluations:
-        return "*Samples appear here after each evaluation, newest first.*"
-    blocks = []
-    for e in reversed(p.evaluations):
-        sample = e.get("sample") or ""
-        fence = code_fence(sample)
-        blocks.append(f"**step {e['step']:,} · val {e['val_loss']:.3f}**\n\n{fence}text\n{sample}\n{fence}")
-    return "\n\n".join(blocks)
 
 
 def hub_login_available() -> bool:

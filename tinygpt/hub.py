@@ -25,15 +25,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CARD_NAME, TRAINER_STATE_NAME, build_model_card
+from .card import CARD_NAME, build_model_card
 from .common import one_line
-from .loading import ModelLoadError, check_model_dir
+from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
+    ModelLoadError, NotATinyGPTModelError, check_local_folder, check_model_dir, check_tinygpt_config,
+)
+from .run_state import RunState
 
 # Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
 # are code that runs on load. Pushed only with include_training_state=True / --include-training-state.
 TRAINING_STATE_PATTERNS = (
     "*.pt", "*.pth", "*.bin", "*.pkl", "*.pickle", "*.ckpt",
     "training_state*", "optimizer*", "scheduler*", "rng_state*",
+    "train.txt",  # the text a demo run was given (kept locally for the reproduce command; it may be private)
 )
 # Never pushed: hidden files and folders (.git, .cache/huggingface, editor files) and Python caches.
 SKIPPED_PATTERNS = (".*", "__pycache__", "*.pyc", "*.tmp", "*.lock")
@@ -46,14 +50,21 @@ MODEL_ID_VARIABLE = "MODEL_ID"
 # The package folder uploaded beside app.py, so the Space's Train tab has the training engine (app.py imports
 # `tinygpt` from the folder it sits in; a Space pip-installs only requirements.txt).
 PACKAGE_DIR = Path(__file__).resolve().parent
-# What app.py and the engine need on a Space, first in requirements.txt (with tinygpt's own version ranges),
-# followed by anything else they import.
+# What app.py and the engine need on a Space, first in requirements.txt (pinned to the versions installed here,
+# which the tests ran), followed by anything else they import.
 SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
                       "gradio", "matplotlib", "tqdm")
 # Extras a Space needs: gradio's OAuth ("Sign in with Hugging Face", so a visitor pushes their trained model with
 # their own token). The Space's README asks the Hub for it (`hf_oauth`, with the write-repos scope).
 SPACE_EXTRAS = {"gradio": ["oauth"]}
 SPACE_OAUTH_SCOPES = ["write-repos"]
+# The Python the Hub builds the Space with (it takes 3.10 unless the README names one; transformers >= 5.24 needs
+# 3.11): the oldest that tinygpt supports, the one its tests run on.
+SPACE_PYTHON = "3.11"
+# PyTorch's index of CPU-only wheels, the first line of requirements.txt: on Linux, PyPI's torch is the CUDA build
+# (gigabytes of libraries a Space on the free CPU hardware never uses). pip prefers its `2.13.0+cpu` to PyPI's
+# `2.13.0` for `torch==2.13.0`. On GPU hardware, delete that line.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The Train tab's default text, uploaded at the same path beside app.py (where app.py looks for it).
 BUNDLED_TEXT = "data/tinyshakespeare.txt"
 
@@ -72,10 +83,6 @@ class HubUnavailableError(HubError):
 
 class InvalidRepoIdError(ValueError):
     """A repo id the Hub would refuse."""
-
-
-class NotATinyGPTModelError(ValueError):
-    """`tinygpt space --model` names a repo that is not a tinygpt model: the Space would fail at start."""
 
 
 @dataclass
@@ -195,8 +202,7 @@ def push_model(
 
 def check_shareable_folder(model_dir: Path) -> None:
     """A folder that makes a loadable repo: a valid tinygpt model with its code files and tokenizer."""
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"{model_dir}: no such folder (give the folder that train.py or convert-seed wrote)")
+    check_local_folder(model_dir, missing_hint="give the folder that train.py or convert-seed wrote")
     check_model_dir(model_dir)  # config model_type, weights file, tensor names and shapes
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
@@ -256,12 +262,16 @@ def select_files(model_dir: Path, include_training_state: bool = False) -> tuple
 def default_commit_message(model_dir: Path) -> str:
     """E.g. "tinygpt: step 5000, val loss 1.4821" for a trained folder."""
     try:
-        state = json.loads((model_dir / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+        state = RunState.load(model_dir)
     except (OSError, ValueError):
+        state = None
+    if state is None:
         return "Upload tinygpt model"
-    message = f"tinygpt: step {state.get('global_step', 0)}"
-    if isinstance(state.get("best_val_loss"), (int, float)):
-        message += f", val loss {state['best_val_loss']:.4f}"
+    message = f"tinygpt: step {state.global_step}"
+    record = state.model_eval or {}  # the losses of the weights being pushed
+    val = record.get("val_loss", state.best_val_loss)
+    if isinstance(val, (int, float)):
+        message += f", val loss {val:.4f}"
     return message
 
 
@@ -296,7 +306,7 @@ model is a matter of changing that variable in the Space's settings. The `tinygp
 tinygpt package: the demo's logic and the training engine that the app's Train tab runs, by default on
 `data/tinyshakespeare.txt`. A visitor who signs in with the Hub (`hf_oauth`) can push the model they trained.
 
-The same app runs locally:
+The same app runs locally, on Python {{ python }} or newer:
 
 ```bash
 pip install -r requirements.txt
@@ -304,6 +314,9 @@ python app.py --model {{ model_id }}
 ```
 
 and its API endpoint `/generate` takes `(prompt, max_new_tokens, temperature, top_k, top_p, seed)`.
+`requirements.txt` pins the versions tinygpt was tested with and takes PyTorch's CPU-only build (its first
+line, `--extra-index-url {{ torch_index }}`): the free CPU hardware has no GPU.
+On GPU hardware, delete that line.
 
 ## Hardware
 
@@ -325,8 +338,9 @@ def create_space(
 
     The Space gets app.py unchanged, the `tinygpt/` package (its .py files: the demo's logic and the training
     engine behind the Train tab), `data/tinyshakespeare.txt` (the Train tab's bundled text, where the checkout has
-    it), a requirements.txt (what app.py and the package import, with tinygpt's version ranges; `gradio[oauth]`), a
-    README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title, `models: [model_id]` and `hf_oauth: true`
+    it), a requirements.txt (what app.py and the package import, pinned to the installed versions; PyTorch's CPU
+    wheel index; `gradio[oauth]`), a README.md whose YAML says `sdk: gradio`, `python_version`, `app_file: app.py`,
+    a title, `models: [model_id]` and `hf_oauth: true`
     (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model
     id that the Hub does not know is a warning (push it next), not an error; a repo that is not a tinygpt model is
     refused (`NotATinyGPTModelError`). `app_file` defaults to the app.py of the tinygpt checkout.
@@ -395,13 +409,11 @@ def check_tinygpt_repo(api, model_id: str) -> None:
         raise NotATinyGPTModelError(f"--model {model_id} has no config.json, so it is not a model pushed with "
                                     "`tinygpt push`; the Space could not load it") from None
     try:
-        model_type = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, AttributeError):
-        raise NotATinyGPTModelError(f"--model {model_id}: its config.json is not a JSON object; the Space could "
-                                    "not load it") from None
-    if model_type != "tinygpt":
-        raise NotATinyGPTModelError(f"--model {model_id} is a {model_type!r} model, not a tinygpt model: the "
-                                    "Space's app.py runs tinygpt models only (push one with `tinygpt push`)")
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except ValueError:
+        config = None
+    check_tinygpt_config(config, f"--model {model_id}", "the Space's app.py runs tinygpt models only (push one "
+                         "with `tinygpt push`)")
 
 
 def engine_files(package_dir: Path = PACKAGE_DIR) -> list[str]:
@@ -428,11 +440,13 @@ def space_card(space_id: str, model_id: str, endpoint: str):
         colorTo="gray",
         pinned=False,
         short_description=f"Character-level GPT demo: {model_id}"[:60],
+        python_version=SPACE_PYTHON,
         hf_oauth=True,  # the Train tab's "Sign in with Hugging Face", to push a trained model with your own token
         hf_oauth_scopes=SPACE_OAUTH_SCOPES,
     )
     return SpaceCard.from_template(card_data, template_str=SPACE_CARD_TEMPLATE, title=title, model_id=model_id,
-                                   model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE)
+                                   model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE,
+                                   python=SPACE_PYTHON, torch_index=TORCH_CPU_INDEX)
 
 
 def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
@@ -447,11 +461,13 @@ def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
 def space_requirements(*sources: str) -> list[str]:
     """requirements.txt lines for a Space running these Python sources (app.py and the tinygpt package).
 
-    `SPACE_REQUIREMENTS` first, then every other installed distribution the sources import (anywhere in a file:
-    lazy imports count), each with the version range tinygpt itself requires (what the tests run against), else
-    unpinned. tinygpt is not listed: the package folder is uploaded beside app.py.
+    A `--extra-index-url` line for PyTorch's CPU-only wheels first (`TORCH_CPU_INDEX`), then `SPACE_REQUIREMENTS`, then every
+    other installed distribution the sources import (anywhere in a file: lazy imports count). Each is pinned to
+    the version installed here, the one the tests ran (a local label such as torch's `+cpu` dropped: the index
+    decides the build), else given tinygpt's own range, else unpinned. tinygpt is not listed: the package folder is
+    uploaded beside app.py.
     """
-    pinned = _tinygpt_requirements()
+    ranges = _tinygpt_requirements()
     names = list(SPACE_REQUIREMENTS)
     from importlib.metadata import packages_distributions
 
@@ -464,9 +480,10 @@ def space_requirements(*sources: str) -> list[str]:
                 names.append(dist)
     from packaging.requirements import Requirement
 
-    lines = []
+    lines = [f"--extra-index-url {TORCH_CPU_INDEX}"]
     for name in names:
-        requirement = Requirement(pinned.get(name, name))
+        installed = _installed_version(name)
+        requirement = Requirement(f"{name}=={installed.split('+')[0]}" if installed else ranges.get(name, name))
         requirement.extras = set(SPACE_EXTRAS.get(name, ()))
         lines.append(str(requirement))
     return lines
@@ -503,10 +520,8 @@ def _tinygpt_requirements() -> dict[str, str]:
 
 
 def _pyproject_dependencies() -> list[str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: requirements stay unpinned
-        return []
+    import tomllib
+
     try:
         with open(PACKAGE_DIR.parent / "pyproject.toml", "rb") as f:
             return tomllib.load(f)["project"]["dependencies"]

@@ -32,18 +32,38 @@ class TrainingError(ValueError):
     """A setting or situation training cannot start from; the message says what to do."""
 
 
-def setting(default, help, group, check=None, choices=None):
+def setting(default, help, group, check=None, choices=None, metavar=None):
     """A field of TrainingSettings; `{default}` in `help` shows the default."""
-    return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices})
+    return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices,
+                                            "metavar": metavar})
 
 
-MODEL, OPTIM, EVAL, RUNTIME = "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime"
+DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names)", "optimisation",
+                                     "evaluation and checkpoints", "runtime")
+# Where a run reports besides train.py's output (transformers' `report_to` names); each needs its pip extra.
+REPORT_TO = ("tensorboard", "trackio")
+# Settings that change where a run reports, not the model it trains: left out of the reproduce command.
+NOT_REPRODUCED = ("report_to",)
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     """Everything a training run depends on. Defaults are the seed's hyper-parameters (the blog's final post)."""
 
+    init_from: str | None = setting(
+        None, "fine-tune: start from this tinygpt model (a folder or a Hub repo id) with its weights and "
+        "dimensions instead of random weights; characters of the new text it does not know are added to its "
+        "vocabulary (default: from scratch)", DATA, metavar="MODEL")
+    dataset: str | None = setting(
+        None, "train on a `datasets` dataset instead of --data: a Hub dataset id, or local .txt/.json/.jsonl/.csv/"
+        ".parquet file(s) or a folder of them; each row's text is followed by a newline. Needs `pip install "
+        "\"tinygpt[datasets]\"`", DATA, metavar="NAME")
+    dataset_config: str | None = setting(None, "the dataset's configuration (subset) name, if it has several",
+                                         DATA, metavar="NAME")
+    # None = the usual name; so a run without --dataset records no dataset options (the card lists what is set).
+    dataset_split: str | None = setting(None, "the dataset's split (default: train)", DATA, metavar="NAME")
+    text_column: str | None = setting(None, "the dataset's column that holds the text (default: text)", DATA,
+                                      metavar="NAME")
     n_layer: int = setting(2, "transformer blocks (default: {default})", MODEL)
     n_head: int = setting(4, "attention heads per block (default: {default})", MODEL)
     n_embd: int = setting(64, "width of every character vector (default: {default})", MODEL)
@@ -79,6 +99,10 @@ class TrainingSettings:
                               "{default})", EVAL, "at_least_1")
     eval_batch_size: int | None = setting(None, "sequences per evaluation batch (default: --batch-size)", EVAL,
                                           "at_least_1")
+    keep: str = setting("last", "which weights the folder's model holds (what generate, the demo and a push use): "
+                        "last = the latest step; best = the evaluation with the lowest val loss (trainer_state.json's "
+                        "best_step). --resume always continues from the latest step (default: {default})", EVAL,
+                        choices=("last", "best"))
     seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME)
     device: str = setting("auto", "auto = cuda, else mps, else cpu (default: {default})", RUNTIME,
                           choices=DEVICE_CHOICES)
@@ -87,6 +111,10 @@ class TrainingSettings:
     compile: bool = setting(False, "torch.compile the model (slow start, faster steps on GPU)", RUNTIME)
     threads: int = setting(0, "CPU threads per process; 0 = torch's default (one per core). On a busy machine 1 is "
                            "often much faster", RUNTIME, "non_negative")
+    report_to: str | None = setting(
+        None, "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
+        "(comma-separated), all, or none (default: none); each needs its extra, e.g. "
+        "`pip install \"tinygpt[tensorboard]\"`", RUNTIME, metavar="WHERE")
     preset: str | None = None  # the preset these settings started from (recorded, and the reproduce command's base)
 
     PRESETS = {
@@ -162,6 +190,10 @@ class TrainingSettings:
                 fine, rule = CHECKS[f.metadata["check"]]
                 if not fine(value):
                     raise TrainingError(f"{flag} {rule}, got {value}")
+        self.report_targets()  # refuses unknown names
+        for name in ("dataset_config", "dataset_split", "text_column"):
+            if getattr(self, name) is not None and self.dataset is None:
+                raise TrainingError(f"{flag_name(name)} needs --dataset NAME")
         if self.lr_schedule == "cosine" and self.lr_decay_iters is None:
             raise TrainingError("--lr-schedule cosine needs --lr-decay-iters: the step where the rate reaches "
                                 "--min-lr (e.g. the planned --max-iters)")
@@ -173,8 +205,25 @@ class TrainingSettings:
         except ValueError as err:
             raise TrainingError(str(err)) from None
 
+    def report_targets(self) -> list[str]:
+        """`report_to` as a list, HF-style: "none" -> [], "all" -> every one, else comma/space separated names."""
+        names = (self.report_to or "none").replace(",", " ").split()
+        if names in ([], ["none"]):
+            return []
+        if names == ["all"]:
+            return list(REPORT_TO)
+        unknown = [n for n in names if n not in REPORT_TO]
+        if unknown:
+            raise TrainingError(f"--report-to: unknown {', '.join(map(repr, unknown))}; choose from "
+                                f"{', '.join(REPORT_TO)}, several (comma-separated), all or none")
+        return list(dict.fromkeys(names))
+
     def model_config(self, vocab_size: int) -> TinyGPTConfig:
         return TinyGPTConfig(vocab_size=vocab_size, dropout=self.dropout, **{k: getattr(self, k) for k in MODEL_DIMS})
+
+    def with_model_dims(self, config) -> TrainingSettings:
+        """These settings with a model's dimensions (a fine-tune keeps those of the model it starts from)."""
+        return dataclasses.replace(self, **{k: getattr(config, k) for k in MODEL_DIMS})
 
     def learning_rate_at(self, step: int) -> float:
         """The rate of the optimizer step taken at `step` (0-based): warm-up, then constant or cosine to min_lr.
@@ -194,16 +243,18 @@ class TrainingSettings:
         return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
 
     def to_command(self, data: str, out_dir: str, num_processes: int = 1) -> str:
-        """A command that trains this model again: the preset plus every setting that differs from it."""
+        """A command that trains this model again: the preset plus every setting that differs from it (with
+        --dataset, that names the data and `data` is left out)."""
         base = TrainingSettings.from_preset(self.preset)
         launcher = "python" if num_processes == 1 else f"torchrun --nproc-per-node {num_processes}"
-        parts = [launcher, "train.py", "--data", shlex.quote(data), "--out-dir", shlex.quote(out_dir)]
+        parts = [launcher, "train.py"] + ([] if self.dataset else ["--data", shlex.quote(data)])
+        parts += ["--out-dir", shlex.quote(out_dir)]
         if self.preset:
             parts += ["--preset", self.preset]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name != "preset" and value is not None and value != getattr(base, f.name):
-                parts += [flag_name(f.name)] if value is True else [flag_name(f.name), str(value)]
+            if f.name not in ("preset", *NOT_REPRODUCED) and value is not None and value != getattr(base, f.name):
+                parts += [flag_name(f.name)] if value is True else [flag_name(f.name), shlex.quote(str(value))]
         return " ".join(parts)
 
     @classmethod
@@ -220,7 +271,8 @@ class TrainingSettings:
                 group.add_argument(flag_name(f.name), choices=f.metadata["choices"], help=help)
             else:
                 kind = value_type(f)
-                group.add_argument(flag_name(f.name), type=kind, metavar="N" if kind is int else "X", help=help)
+                metavar = f.metadata["metavar"] or ("N" if kind is int else "X")
+                group.add_argument(flag_name(f.name), type=kind, metavar=metavar, help=help)
 
 
 def flag_name(name: str) -> str:

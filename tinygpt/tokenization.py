@@ -34,7 +34,8 @@ def char_tokenizer(text: str) -> CharTokenizer:
 
 
 def tokenizer_from_characters(chars: list[str]) -> CharTokenizer:
-    """The tokenizer for an already sorted list of distinct characters (id i is chars[i])."""
+    """The tokenizer for a list of distinct characters, id i = chars[i]: sorted for a model trained from scratch;
+    for a fine-tune (`train.py --init-from`), the base model's characters in their order, then the new ones."""
     vocab = {c: i for i, c in enumerate(chars)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
     # One token per character: `(?m).` is Oniguruma's "any character, newline included".

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .checkpoint import load_training_state
 from .common import one_line, quiet_libraries
-from .engine import Trainer, TrainerCallback
+from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback, _project_path
 from .publish import HubPusher, ModelCardWriter
 from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name
 
@@ -51,7 +51,8 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         "upload failed (the `tinygpt push` command that retries it is printed), 130 a second Ctrl-C.",
     )
     io = p.add_argument_group("data and output")
-    io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA})")
+    io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of "
+                    "1 GiB or more is prepared once into a memory-mapped id file in the output folder")
     io.add_argument("--out-dir", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT_DIR})")
     io.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir, with its settings")
     io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir")
@@ -60,6 +61,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
                     + ", ".join(f"{k} {v}" for k, v in TrainingSettings.PRESETS["cpu"].items()))
     groups = {title: p.add_argument_group(title) for title in (
         "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime")}
+    groups["data and output"] = io  # --init-from, --dataset and its options are settings
     TrainingSettings.add_arguments(p, groups)
     h = p.add_argument_group("Hugging Face Hub")
     h.add_argument("--push-to-hub", metavar="REPO_ID", help="push the folder to this Hub repo when training ends")
@@ -74,19 +76,37 @@ class Console(TrainerCallback):
     """train.py's output: the run's first line, a progress bar on a terminal, a line per evaluation, the end."""
 
     def __init__(self, signals: StopOnSignal):
-        self.signals, self.bar, self.last_postfix = signals, None, 0.0
+        self.signals, self.bar, self.last_postfix, self.warned = signals, None, 0.0, set()
 
     def on_train_begin(self, trainer):
-        s, info = trainer.settings, trainer.data_info
+        s, state = trainer.settings, trainer.state
+        info = state.data
         if trainer.resume_note:
             print(trainer.resume_note, flush=True)
-        print(f"training {trainer.n_params:,} parameters on {info['path']} ({info['characters']:,} characters, "
+        if s.init_from:
+            print(f"fine-tuning {s.init_from}" + (f" ({info['vocab_size'] - info['base_vocab_size']} new "
+                  "character(s) added to its vocabulary)" if info["vocab_size"] > info["base_vocab_size"] else ""),
+                  flush=True)
+        print(f"training {state.n_params:,} parameters on {info['path'] or info['name']} "
+              f"({info['characters']:,} characters, "
               f"{info['vocab_size']} distinct): {trainer.world} process(es) x batch {s.batch_size} x {s.block_size} "
-              f"characters per step, steps {trainer.step} -> {s.max_iters}, device {trainer.device.type}", flush=True)
+              f"characters per step, steps {state.global_step} -> {s.max_iters}, device {trainer.device.type}",
+              flush=True)
+        self.print_warnings(trainer)
         if sys.stdout.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=s.max_iters, initial=trainer.step, unit="it", dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=s.max_iters, initial=state.global_step, unit="it", dynamic_ncols=True, leave=True)
+
+    def print_warnings(self, trainer):
+        """The run state's plain-words warnings (memorising, ...), each once."""
+        for warning in trainer.state.warnings:
+            if warning not in self.warned:
+                self.warned.add(warning)
+                self.write(f"warning: {warning}")
+
+    def write(self, line):
+        self.bar.write(line) if self.bar is not None else print(line, flush=True)
 
     def on_step_end(self, trainer, step, loss, lr):
         if self.bar is not None:
@@ -96,20 +116,24 @@ class Console(TrainerCallback):
                 self.bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", refresh=False)
 
     def on_evaluate(self, trainer, record):
-        line = f"step {record['step']}: train {record['train_loss']:.4f}, val {record['val_loss']:.4f}"
-        self.bar.write(line) if self.bar is not None else print(line, flush=True)
+        self.write(f"step {record['step']}: train {record['train_loss']:.4f}, val {record['val_loss']:.4f}")
+        self.print_warnings(trainer)
 
     def on_train_end(self, trainer, reason):
         if self.bar is not None:
             self.bar.close()
-        out_dir, step, last = trainer.out_dir, trainer.step, trainer.log_history[-1]
+        state, out_dir = trainer.state, trainer.out_dir
+        step, last = state.global_step, state.last_eval
         resume = ("python" if trainer.world == 1 else f"torchrun --nproc-per-node {trainer.world}") + \
             f" train.py --out-dir {shlex.quote(str(out_dir))} --resume"
+        kept = "" if state.model_step in (None, step) else \
+            f"; the folder's model is step {state.model_step}'s (--keep best)"
         result = (f"step {step}, train {last['train_loss']:.4f}, val {last['val_loss']:.4f} "
-                  f"(best {trainer.best_val_loss:.4f}) in {trainer.elapsed():.0f} s; saved to {out_dir}")
+                  f"(best {state.best_val_loss:.4f} at step {state.best_step}) in {trainer.elapsed():.0f} s; saved to "
+                  f"{out_dir}{kept}")
         if reason == "stopped":
-            print(f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
-                  f"Continue with: {resume}", flush=True)
+            print(f"stopped by {self.signals.name or 'request'} at step {step}: train {last['train_loss']:.4f}, val "
+                  f"{last['val_loss']:.4f}; saved to {out_dir}{kept}. Continue with: {resume}", flush=True)
         elif reason == "time_limit":
             print(f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. Continue with: "
                   f"{resume} --max-seconds SECONDS (a larger budget; the time so far counts)", flush=True)
@@ -184,26 +208,44 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
         if not out_dir.is_dir():
             raise TrainingError(f"--resume: {out_dir} does not exist; there is no run to continue")
         state = load_training_state(out_dir)
+    if state and given.get("init_from") and _project_path(given["init_from"]) != state["settings"].get("init_from") \
+            and given["init_from"] != state["settings"].get("init_from"):
+        raise TrainingError(f"--resume: {out_dir} was started from {state['settings'].get('init_from') or 'scratch'}, "
+                            f"not --init-from {given['init_from']}; leave --init-from out to continue it")
+    if given.get("init_from") and not state:  # a fine-tune has the dimensions of the model it starts from
+        from .finetune import base_config, conflicting_dims
+
+        config = base_config(given["init_from"])
+        conflicting_dims(given, config, given["init_from"])
+        given = dict(given, **{k: getattr(config, k) for k in MODEL_DIMS})
     settings = TrainingSettings.resolve({k: v for k, v in given.items() if k not in RUN_OPTIONS},
                                         saved=state["settings"] if state else None)
+    if "data" in given and settings.dataset:
+        raise TrainingError("give the text either with --data FILE or with --dataset NAME, not both")
     if state:
         saved = state["settings"]
-        changed = [f"{flag_name(k)} {given[k]} (saved: {saved[k]})" for k in MODEL_DIMS
-                   if getattr(settings, k) != saved[k]]
+        # A dimension differs because a flag asked for it or because --preset brought it (then it is not in given).
+        changed = [f"{flag_name(k)} {getattr(settings, k)}{'' if k in given else f' (from --preset {settings.preset})'}"
+                   f" (saved: {saved.get(k)})" for k in MODEL_DIMS if getattr(settings, k) != saved.get(k)]
         if changed:
             raise TrainingError(
                 f"--resume: {out_dir} holds a model of different dimensions than asked: {', '.join(changed)}. "
                 "Resume with the saved dimensions, or start a new model with --overwrite or another --out-dir"
             )
-        if "data" not in given and not state["data_path"]:
+        if "data" not in given and not state["data_path"] and not settings.dataset \
+                and not (out_dir / TEXT_FILE_NAME).is_file():
             raise TrainingError(f"--resume: {out_dir} was trained on a text given in memory; pass it with --data")
     if given.get("push_every_eval") and not given.get("push_to_hub"):
         raise TrainingError("--push-every-eval needs --push-to-hub REPO_ID")
-    if "data" in given:
+    if settings.dataset:
+        data_path = None
+    elif "data" in given:
         data_path = Path(given["data"])
     else:
-        data_path = Path(state["data_path"]) if state else default_data_path()
-    display = given.get("data") or (state["data"]["path"] if state else str(data_path))
+        # A text given in memory (the demo's) was saved in the folder as train.txt.
+        data_path = (Path(state["data_path"]) if state["data_path"] else out_dir / TEXT_FILE_NAME) if state \
+            else default_data_path()
+    display = (given.get("data") or (state["data"]["path"] if state else str(data_path))) if data_path else None
     return Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
                    overwrite=given.get("overwrite", False), data_name=display, start_time=start_time)
 
