@@ -10,6 +10,7 @@ gives too (`tokenizer_from_characters(chars)` builds it from the list kept here)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ class EncodedCorpus:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def fingerprint(self) -> str:
+        """A sha256 of the text (its characters, then its ids): what a resumed run checks it continues on."""
+        digest = hashlib.sha256("".join(self.chars).encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(memoryview(np.ascontiguousarray(self.ids)).cast("B"))  # no copy of a large corpus
+        return "sha256:" + digest.hexdigest()
 
     def split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(train, val): the first 90 % and the last 10 % of the ids, as tensors sharing this memory."""

@@ -12,6 +12,7 @@ events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one w
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import threading
 import time
@@ -20,14 +21,17 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (
-    TRAINING_STATE_NAME, CheckpointError, capture_rng, describe_save_error, prepare_out_dir, remove_old_model,
-    restore_rng, save_training_state, write_checkpoint,
+    OUTPUT_FILES, TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error,
+    prepare_out_dir, replace_folder, restore_rng, save_training_state, write_checkpoint,
 )
 from .data import check_split_lengths, encode_corpus, encode_text, get_batch
 from .device import resolve_device
-from .settings import DTYPES, TrainingError, TrainingSettings
+from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings
 
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
+# The training losses are checked for NaN/inf at every evaluation and save, and at least this often: one device
+# sync per this many steps (none on the hot path), so a diverged run stops within this many steps.
+FINITE_CHECK_EVERY = 100
 
 
 class TrainerCallback:
@@ -44,13 +48,15 @@ class TrainerCallback:
 class Trainer:
     """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`. Bad input
     raises TrainingError/ValueError here. `resume_state` (`checkpoint.load_training_state`) continues a saved
-    run exactly; `overwrite` replaces a model already in `out_dir` (at the first save). `run_name` is how the
+    run exactly, on the same text unless `data_changed` (then trainer_state.json's "data" records the step);
+    `overwrite` replaces a model already in `out_dir` (at the first save, in one move). `run_name` is how the
     card's load snippet and the reproduce command name the model (default: `out_dir`); a server that trains into a
-    temporary folder names the run after what the user downloads instead."""
+    temporary folder names the run after what the user downloads instead. `train()` raises CheckpointError when a
+    save fails and TrainingDiverged when the loss stops being finite; the folder keeps its last good checkpoint."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
-                 sample_length=SAMPLE_LENGTH, run_name=None):
+                 sample_length=SAMPLE_LENGTH, run_name=None, data_changed=False):
         from .publish import ModelCardWriter
 
         if (text is None) == (data_path is None):
@@ -77,13 +83,13 @@ class Trainer:
             acc.is_main_process
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
         try:
-            self._build(text, data_path, data_name, resume_state)
+            self._build(text, data_path, data_name, resume_state, data_changed)
         except BaseException:
             if created:  # leave no empty folder behind a run that could not start
                 shutil.rmtree(self.out_dir, ignore_errors=True)
             raise
 
-    def _build(self, text, data_path, data_name, resume_state):
+    def _build(self, text, data_path, data_name, resume_state, data_changed=False):
         from .modeling_tinygpt import TinyGPTForCausalLM
         from .tokenization import tokenizer_from_characters
 
@@ -101,12 +107,9 @@ class Trainer:
             "path": data_name or str(data_path) if data_path is not None else None,
             "characters": len(corpus), "vocab_size": len(self.chars),
         }
-        if resume_state is not None and resume_state["chars"] != "".join(self.chars):
-            raise TrainingError(
-                f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
-                f"model in {self.out_dir} was trained on ({len(resume_state['chars'])}), so the vocabularies "
-                "differ; resume with the original --data"
-            )
+        self.data_fingerprint = corpus.fingerprint()
+        if resume_state is not None:
+            self._check_same_text(corpus, resume_state, data_changed)
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
         self.model = TinyGPTForCausalLM(s.model_config(vocab_size=len(self.chars)))
@@ -123,9 +126,36 @@ class Trainer:
         torch.manual_seed(s.seed + self.rank)
         self.step, self.log_history, self.best_val_loss, self.prior_elapsed = 0, [], None, 0.0
         self.saved_step = None  # the step the folder's checkpoint holds
+        self._unchecked_losses = []  # (step, loss tensor) since the last finiteness check: no sync to keep them
         self.resumed, self.resume_note = resume_state is not None, None
         if resume_state is not None:
             self._restore(resume_state)
+
+    def _check_same_text(self, corpus, state, data_changed):
+        """A resumed run continues on the text it was trained on: the same characters always (the vocabulary),
+        the same text unless `data_changed`, which trainer_state.json's "data" then records. Checkpoints
+        written before the fingerprint existed are checked by their characters only."""
+        if state["chars"] != "".join(self.chars):
+            raise TrainingError(
+                f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
+                f"model in {self.out_dir} was trained on ({len(state['chars'])}), so the vocabularies "
+                "differ; resume with the original --data"
+            )
+        saved, before = state.get("data_fingerprint"), state.get("data") or {}
+        if saved is None or saved == self.data_fingerprint:
+            for key in ("data_changed_at_step", "previous_data"):  # an earlier change stays on record
+                if key in before:
+                    self.data_info[key] = before[key]
+            return
+        if not data_changed:
+            raise TrainingError(
+                f"--resume: {corpus.path} is not the text the model in {self.out_dir} was trained on (the same "
+                f"{len(self.chars)} characters, but {len(corpus):,} of them where that text had "
+                f"{before.get('characters', 0):,}, or in another order); resume with the original --data, or pass "
+                "--data-changed to continue training on this text (trainer_state.json records the change)"
+            )
+        self.data_info["data_changed_at_step"] = state["step"]
+        self.data_info["previous_data"] = before
 
     def _restore(self, state):
         self.optimizer.load_state_dict(state["optimizer"])
@@ -158,7 +188,10 @@ class Trainer:
                 if reason:
                     break
                 loss = self.train_step(step)
+                self._unchecked_losses.append((step, loss.detach()))
                 step = self.step = step + 1
+                if len(self._unchecked_losses) >= FINITE_CHECK_EVERY:
+                    self._check_finite()
                 self._emit("on_step_end", step, loss, s.learning_rate_at(step - 1))
             if reason == "time_limit" and not self._evaluated(step):
                 self.evaluate(step)  # the final model's losses and sample
@@ -201,6 +234,29 @@ class Trainer:
             wanted = int(self.accelerator.gather(torch.tensor([wanted], device=self.device)).max())
         return (None, "stopped", "time_limit")[wanted]
 
+    def _check_finite(self) -> None:
+        """Raise TrainingDiverged naming the first step whose training loss was NaN or infinite (on any process),
+        from the losses kept since the last check: one device sync for all of them."""
+        losses, self._unchecked_losses = self._unchecked_losses, []
+        bad = None
+        if losses:
+            finite = torch.isfinite(torch.stack([loss for _, loss in losses]))
+            if not bool(finite.all()):
+                index = int((~finite).nonzero()[0])
+                bad = (losses[index][0], losses[index][1].item())
+        if self.world > 1:  # every process stops at the same check, naming the earliest bad step of any
+            first = torch.tensor([bad[0] if bad else -1], device=self.device)
+            steps = self.accelerator.gather(first)
+            steps = steps[steps >= 0]
+            if len(steps) and (bad is None or int(steps.min()) < bad[0]):
+                bad = (int(steps.min()), float("nan"))
+        if bad is not None:
+            self._diverged(*bad)
+
+    def _diverged(self, step: int, value: float) -> None:
+        """Stop with the folder as it is: its last checkpoint is the last good model."""
+        raise TrainingDiverged(step, value, self.settings.learning_rate_at(step), self.out_dir, self.saved_step)
+
     def _evaluated(self, step: int) -> bool:
         return bool(self.log_history) and self.log_history[-1]["step"] == step
 
@@ -212,7 +268,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- evaluation
 
     def evaluate(self, step: int) -> dict:
+        self._check_finite()
         train_loss, val_loss = self.estimate_loss()
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # the last update broke the weights
+            self._diverged(step, val_loss if not math.isfinite(val_loss) else train_loss)
         record = {"step": step, "train_loss": train_loss, "val_loss": val_loss,
                   "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
                   "elapsed_s": round(self.elapsed(), 3)}
@@ -270,23 +329,35 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- saving
 
     def save(self, step: int) -> None:
-        """Checkpoint `step` into the output folder; every process takes part, the main one writes."""
+        """Checkpoint `step` into the output folder; every process takes part, the main one writes.
+
+        Never a non-finite model (TrainingDiverged instead). The run's first save into a folder that holds an old
+        model (--overwrite) builds the whole new folder aside and swaps it in (`replace_folder`); every other save
+        replaces files one by one (`write_checkpoint`). A failed write raises CheckpointError: the folder keeps
+        what it held."""
+        self._check_finite()
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged(step, float("nan"))
         rng = [capture_rng(self.device, self.sampler)]
         from accelerate.utils import broadcast_object_list, gather_object
 
         rng = gather_object(rng) if self.world > 1 else rng
         error = None
         if self.is_main:
-            if self._replace_old_model:
-                remove_old_model(self.out_dir)
-                self._replace_old_model = False
+            def write_files(staging):
+                self._write_files(staging, step, rng)
+
             try:
-                write_checkpoint(self.out_dir, lambda staging: self._write_files(staging, step, rng))
-            except OSError as err:
+                if self._replace_old_model and any((self.out_dir / name).exists() for name in OUTPUT_FILES):
+                    replace_folder(self.out_dir, write_files, carry=carried_over)
+                else:
+                    write_checkpoint(self.out_dir, write_files, first=self.saved_step is None)
+            except CheckpointError as err:
                 error = describe_save_error(self.out_dir, step, self.saved_step, err)
         error = broadcast_object_list([error])[0] if self.world > 1 else error
         if error:
             raise CheckpointError(error)
+        self._replace_old_model = False
         self.saved_step = step
         self._emit("on_save", step, self.out_dir)
 
@@ -310,7 +381,7 @@ class Trainer:
         save_training_state(staging / TRAINING_STATE_NAME, {
             "step": step, "settings": self.settings.to_dict(),
             "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
-            "chars": "".join(self.chars), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "data_fingerprint": self.data_fingerprint, "chars": "".join(self.chars), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": rng, "log_history": self.log_history, "best_val_loss": self.best_val_loss,
             "elapsed_s": self.elapsed(), "num_processes": self.world,

@@ -15,8 +15,8 @@ def generation_kwargs(max_new_tokens: int, temperature: float, top_k: int, top_p
     """generate() options for the usual knobs: temperature 0 means greedy, top_k 0 and top_p 1 mean off."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not temperature >= 0 or temperature == float("inf"):  # NaN compares false to everything
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:
