@@ -20,6 +20,7 @@ be a mix of two steps either.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
@@ -186,8 +187,7 @@ def replace_folder(out_dir: Path, write_files: Callable[[Path], None],
     parent = out_dir.parent
     with write_errors(parent):
         parent.mkdir(parents=True, exist_ok=True)
-        for leftover in [*parent.glob(f".{out_dir.name}.tmp-*"), *parent.glob(f".{out_dir.name}.old-*")]:
-            shutil.rmtree(leftover, ignore_errors=True)
+        remove_leftovers(out_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     stage_files(staging, write_files, whole_folder=True)
     try:
@@ -211,6 +211,15 @@ def replace_folder(out_dir: Path, write_files: Callable[[Path], None],
             os.rename(staging, out_dir)
             shutil.rmtree(old)
         fsync_dir(parent)
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """Remove the hidden siblings `replace_folder` leaves when killed: a staged new folder that never took
+    `out_dir`'s place, or the old folder it replaced. Either way `out_dir` is the folder to keep."""
+    real = Path(os.path.realpath(out_dir))
+    name = glob.escape(real.name)
+    for leftover in [*real.parent.glob(f".{name}.tmp-*"), *real.parent.glob(f".{name}.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _link_copy(source: Path, target: Path) -> None:
@@ -349,6 +358,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
         return False
     created = not out_dir.exists()
     try:
+        remove_leftovers(out_dir)  # of an --overwrite save that was killed
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / f"{STAGING_NAME}-probe-{os.getpid()}"
         probe.write_bytes(b"")
