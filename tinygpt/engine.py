@@ -148,11 +148,13 @@ class Trainer:
                     self.data_info[key] = before[key]
             return
         if not data_changed:
+            then = before.get("characters")
+            how = (f"{len(corpus):,} characters where that text had {then:,}" if then not in (None, len(corpus))
+                   else "the same characters, but not the same text")
             raise TrainingError(
-                f"--resume: {corpus.path} is not the text the model in {self.out_dir} was trained on (the same "
-                f"{len(self.chars)} characters, but {len(corpus):,} of them where that text had "
-                f"{before.get('characters', 0):,}, or in another order); resume with the original --data, or pass "
-                "--data-changed to continue training on this text (trainer_state.json records the change)"
+                f"--resume: {corpus.path} is not the text the model in {self.out_dir} was trained on ({how}); "
+                "resume with the original --data, or pass --data-changed to continue training on this text "
+                "(trainer_state.json records the change)"
             )
         self.data_info["data_changed_at_step"] = state["step"]
         self.data_info["previous_data"] = before
@@ -381,7 +383,8 @@ class Trainer:
         save_training_state(staging / TRAINING_STATE_NAME, {
             "step": step, "settings": self.settings.to_dict(),
             "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
-            "data_fingerprint": self.data_fingerprint, "chars": "".join(self.chars), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "data_fingerprint": self.data_fingerprint, "chars": "".join(self.chars),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": rng, "log_history": self.log_history, "best_val_loss": self.best_val_loss,
             "elapsed_s": self.elapsed(), "num_processes": self.world,
