@@ -241,6 +241,38 @@ def test_a_kill_at_any_point_of_an_overwrite_leaves_the_old_model_or_the_new_one
     assert points > 20
 
 
+def test_where_folders_cannot_be_exchanged_a_kill_between_the_two_renames_keeps_the_old_model(
+        tmp_path, capsys, trained, monkeypatch):
+    """Without renameat2 (not Linux) --overwrite renames the old folder aside, then the new one in: killed in
+    between, the next run puts the old one back before anything else."""
+    folder = tmp_path / "run"
+    shutil.copytree(trained, tmp_path / ".run.old-x1")
+    shutil.copytree(trained, tmp_path / ".run.tmp-x1")  # the new folder, complete or not: never trusted
+    before = folder_digest(tmp_path / ".run.old-x1")
+    code, _, err = train(capsys, "--out-dir", folder, "--data", "missing.txt", *TINY)
+    assert code == 2 and "already holds a model (step 20)" in one_line(err)
+    assert folder_digest(folder) == before and hidden_siblings(folder) == []
+
+    monkeypatch.setattr(checkpoint, "_exchange", lambda a, b: False)
+    kills = []
+    real_rename = os.rename
+
+    def killed_after_the_first(src, dst):
+        if ".old-" in str(dst):
+            real_rename(src, dst)
+            kills.append(dst)
+            raise KeyboardInterrupt  # stands for the kill: no cleanup catches it
+        real_rename(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "rename", killed_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.replace_folder(folder, lambda d: (d / "config.json").write_text("{}"))
+    monkeypatch.undo()
+    assert kills and not folder.exists()
+    checkpoint.prepare_out_dir(folder, resume=True, overwrite=False, is_main=True)
+    assert folder_digest(folder) == before and hidden_siblings(folder) == []
+
+
 # ----------------------------------------------------------------------------------------------- full disk
 
 

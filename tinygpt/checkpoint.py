@@ -200,24 +200,32 @@ def replace_folder(out_dir: Path, write_files: Callable[[Path], None],
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
     with write_errors(parent):
         if not out_dir.exists():
             os.rename(staging, out_dir)
         elif _exchange(staging, out_dir):
-            shutil.rmtree(staging)  # now the old folder
-        else:
-            old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
+            old = staging  # now the old folder
+        else:  # killed between these two, `remove_leftovers` puts the old folder back
             os.rename(out_dir, old)
             os.rename(staging, out_dir)
-            shutil.rmtree(old)
+    # The new folder is in place: what follows is cleaning up (a leftover is removed next time).
+    shutil.rmtree(old, ignore_errors=True)
+    try:
         fsync_dir(parent)
+    except OSError:
+        pass
 
 
 def remove_leftovers(out_dir: Path) -> None:
     """Remove the hidden siblings `replace_folder` leaves when killed: a staged new folder that never took
-    `out_dir`'s place, or the old folder it replaced. Either way `out_dir` is the folder to keep."""
+    `out_dir`'s place, or the old folder it replaced; `out_dir` is the folder to keep. Where the system cannot
+    exchange two folders and the kill fell between the two renames, the old folder is put back first."""
     real = Path(os.path.realpath(out_dir))
     name = glob.escape(real.name)
+    old = sorted(real.parent.glob(f".{name}.old-*"))
+    if old and not real.exists():
+        os.rename(old[-1], real)
     for leftover in [*real.parent.glob(f".{name}.tmp-*"), *real.parent.glob(f".{name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
 
@@ -344,6 +352,11 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"--out-dir {out_dir} is a file; give a folder (it will be created if missing)")
+    if is_main:
+        try:
+            remove_leftovers(out_dir)  # of an --overwrite save that was killed
+        except OSError as err:
+            raise CheckpointError(f"--out-dir {out_dir} is not writable: {err.strerror or err}") from None
     has_run = holds_model(out_dir)
     if has_run and not resume and not overwrite:
         step = saved_step(out_dir)
@@ -358,7 +371,6 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
         return False
     created = not out_dir.exists()
     try:
-        remove_leftovers(out_dir)  # of an --overwrite save that was killed
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / f"{STAGING_NAME}-probe-{os.getpid()}"
         probe.write_bytes(b"")
