@@ -569,11 +569,3 @@ def test_temperature_nan_is_refused_before_anything_is_printed(model_dir, capsys
     code = cli.main(["generate", str(model_dir), "--prompt", "Speak", "--temperature", "nan"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "temperature must be a finite number >= 0" in one_line(err)
-
-
-def test_usage_errors_of_the_tinygpt_command_are_one_line(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["convert-seed", "seed.pt", "--data", "x.txt", "--out", "o", "--attn-scale", "foo"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "invalid choice: 'foo'" in one_line(err)
-    assert err.startswith("tinygpt convert-seed: error: argument --attn-scale")
