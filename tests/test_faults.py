@@ -518,8 +518,10 @@ def test_a_damaged_resume_state_is_one_line(tmp_path, capsys, trained):
     folder = tmp_path / "run"
     shutil.copytree(trained, folder)
     (folder / checkpoint.TRAINING_STATE_NAME).write_bytes(b"PK\x03\x04 not really")
+    before = folder_digest(folder)
     code, out, err = train(capsys, "--out-dir", folder, "--resume")
-    assert code == 2 and "cannot be read" in one_line(err) and "nothing to do" not in out
+    assert code == 2 and "cannot be read" in one_line(err) and "the model beside it is untouched" in err
+    assert "nothing to do" not in out and folder_digest(folder) == before
 
 
 # ----------------------------------------------------------------------------------------------- not text

@@ -308,7 +308,9 @@ def load_training_state(out_dir: Path) -> dict:
     except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors vary
         raise CheckpointError(
             f"--resume: {path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            "start again with --overwrite"
+            + ("the model beside it is untouched (copy the folder elsewhere to keep it), but the run cannot continue "
+               "exactly: start again with --overwrite" if (out_dir / "config.json").is_file() else
+               "start again with --overwrite")
         ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"--resume: {path} is not a tinygpt resume state (format {STATE_FORMAT})")
