@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
             trainer.save(trainer.step)
         if trainer.resumed and trainer.step >= trainer.settings.max_iters:
             if is_main:
-                what = "repaired: {} is at step" if damage else "nothing to do: {} is already at step"
-                print(f"{what.format(trainer.out_dir)} {trainer.step} and --max-iters is {trainer.settings.max_iters}; pass a larger "
+                head = (f"repaired: {trainer.out_dir} is at step" if damage else
+                        f"nothing to do: {trainer.out_dir} is already at step")
+                print(f"{head} {trainer.step} and --max-iters is {trainer.settings.max_iters}; pass a larger "
                       "--max-iters to train further", flush=True)
             return 0
         signals.install(trainer)
