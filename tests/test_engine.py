@@ -21,8 +21,10 @@ from tinygpt.checkpoint import load_training_state
 from tinygpt.corpus import decode_utf8
 from tinygpt.engine import Trainer, TrainerCallback
 from tinygpt.loading import load_pretrained
+from tinygpt.publish import ModelCardWriter
+from tinygpt.run_state import RunState
 from tinygpt.settings import TrainingError, TrainingSettings
-from train_helpers import REPO, TINY, trainer_state, write_corpus
+from train_helpers import REPO, TINY, trainer_state, without_elapsed, write_corpus
 
 TINY_SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, learning_rate=0.01,
                      threads=1)
@@ -152,6 +154,10 @@ def test_stop_from_another_thread_saves(tmp_path, text):
     worker.join(60)
     assert result["reason"] == "stopped" and trainer.step == 5
     assert trainer_state(out_dir)["global_step"] == 5 == load_training_state(out_dir)["step"]
+    # The stopped model is evaluated where it stopped: the val loss offered is step 5's, not step 0's.
+    state = RunState.load(out_dir)
+    assert state.status == "stopped" and [r["step"] for r in state.log_history] == [0, 5]
+    assert state.last_eval["val_loss"] != state.log_history[0]["val_loss"] and state.model_eval["step"] == 5
     model, _ = load_pretrained(out_dir)
     for name, value in model.state_dict().items():
         assert torch.equal(value, trainer.model.state_dict()[name]), name
@@ -173,7 +179,7 @@ def test_time_limit_evaluates_saves_and_ends(tmp_path, text):
 def test_card_is_built_from_trainer_state(tmp_path, text):
     out_dir = tmp_path / "run"
     trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=4, eval_interval=2), text=text, out_dir=out_dir,
-                      data_name="words.txt")
+                      data_name="words.txt", callbacks=[ModelCardWriter()])
     trainer.train()
     state = trainer_state(out_dir)
     card = ModelCard.load(out_dir / "README.md")
@@ -205,7 +211,7 @@ def test_run_name_names_the_model_in_the_card_and_the_reproduce_command(tmp_path
     """A server trains into a temporary folder; the card and the command name the run as the caller chooses."""
     out_dir = tmp_path / "tmp-xyz" / "run"
     trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text, out_dir=out_dir,
-                      data_name="words.txt", run_name="tinygpt-words")
+                      data_name="words.txt", run_name="tinygpt-words", callbacks=[ModelCardWriter()])
     trainer.train()
     state = trainer_state(out_dir)
     assert "--out-dir tinygpt-words" in state["command"] and str(out_dir) not in state["command"]
@@ -213,11 +219,140 @@ def test_run_name_names_the_model_in_the_card_and_the_reproduce_command(tmp_path
     assert 'AutoModelForCausalLM.from_pretrained("tinygpt-words", trust_remote_code=True)' in card
     assert str(tmp_path) not in card  # no trace of the server's folder
     assert "\n# tinygpt-words\n" in card  # its title
-    # Without it, the output folder names the run (train.py's behaviour).
+    # Without it, the output folder names the run (train.py's behaviour), but the title is its name, not a path.
     plain = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text,
-                    out_dir=tmp_path / "plain")
+                    out_dir=tmp_path / "plain", callbacks=[ModelCardWriter()])
     plain.train()
     assert f"--out-dir {tmp_path / 'plain'}" in trainer_state(tmp_path / "plain")["command"]
+    card = ModelCard.load(tmp_path / "plain" / "README.md")
+    assert "\n# plain\n" in card.text and card.data.model_name == "plain"
+    assert card.data.eval_results[0].dataset_name == "text" and str(tmp_path) not in card.data.model_name
+
+
+def test_reproduce_command_runs_as_written(tmp_path, text, monkeypatch):
+    """From the project root: the bundled text by its path in the project; a text given in memory is saved in the
+    folder as train.txt, which the command names. Run the command (two steps) where the folder is its run name."""
+    bundled = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=0), data_path=REPO / "data" / "tinyshakespeare.txt",
+                      out_dir=tmp_path / "bundled")
+    args = training.build_parser().parse_args(bundled.state.command.split()[2:])
+    assert args.data == "data/tinyshakespeare.txt" and (REPO / args.data).is_file()
+    bundled.close()
+
+    project = tmp_path / "project"
+    trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=2, eval_interval=2), text=text,
+                      out_dir=project / "tinygpt-words", data_name="pasted text", run_name="tinygpt-words",
+                      callbacks=[ModelCardWriter()])
+    trainer.train()
+    command = trainer_state(project / "tinygpt-words")["command"]
+    assert command.split()[:6] == ["python", "train.py", "--data", "tinygpt-words/train.txt", "--out-dir",
+                                   "tinygpt-words"]
+    assert (project / "tinygpt-words" / "train.txt").read_text(encoding="utf-8") == text
+    assert "`tinygpt-words/train.txt`, saved beside" in (project / "tinygpt-words" / "README.md").read_text()
+    monkeypatch.chdir(project)
+    argv = command.split()[2:] + ["--max-iters", "2", "--out-dir", "again"]  # the last --out-dir wins
+    assert training.main(argv) == 0
+    again = RunState.load(project / "again")
+    assert again.global_step == 2 and again.data["characters"] == len(text)
+    assert without_elapsed(again.log_history) == without_elapsed(trainer.state.log_history)  # the same run
+
+
+def test_run_state_round_trip_and_old_files(tmp_path):
+    state = RunState(global_step=7, max_steps=9, log_history=[{"step": 7, "train_loss": 1.0, "val_loss": 1.5}],
+                     best_val_loss=1.5, best_step=7, model_step=7, elapsed_s=2.5, n_params=123, status="stopped",
+                     training_args={"n_layer": 1}, data={"name": "a.txt"}, command="python train.py",
+                     run_name="run", warnings=["note"], extra={"added_later": True})
+    state.save(tmp_path)
+    assert RunState.load(tmp_path) == state and json.loads(state.to_json())["added_later"] is True
+    # A file written before RunState: no best_step, status or warnings; they come from its log.
+    old = {"global_step": 40, "max_steps": 40, "best_val_loss": 2.0, "num_processes": 1, "train_batch_size": 4,
+           "n_params": 9, "log_history": [{"step": 0, "train_loss": 3.0, "val_loss": 3.1},
+                                          {"step": 20, "train_loss": 2.1, "val_loss": 2.0},
+                                          {"step": 40, "train_loss": 1.9, "val_loss": 2.2}],
+           "training_args": {}, "data": {"name": "a.txt"}, "command": "python train.py --data a.txt"}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(old))
+    loaded = RunState.load(tmp_path)
+    assert (loaded.global_step, loaded.best_step, loaded.status, loaded.warnings) == (40, 20, "finished", [])
+    assert loaded.model_eval["step"] == 40 and loaded.best_eval["val_loss"] == 2.0
+    assert {k: v for k, v in loaded.to_dict().items() if k in old} == old  # its keys, unchanged
+    assert RunState.load(tmp_path / "nowhere") is None
+    (tmp_path / "trainer_state.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="trainer_state.json: expected a JSON object"):
+        RunState.load(tmp_path)
+
+
+def test_memorising_is_told_in_plain_words(tmp_path):
+    """A rhyme pasted many times: its val part repeats the training text, and the state (so the page, train.py's
+    log and the card) says so. A slice of Shakespeare: no warning."""
+    rhyme = "Twinkle, twinkle, little star,\nHow I wonder what you are!\n" * 60
+    shakespeare = (REPO / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:20_000]
+    warnings = {}
+    for name, text in (("rhyme", rhyme), ("shakespeare", shakespeare)):
+        trainer = Trainer(TrainingSettings(**TINY_SETTINGS), text=text, out_dir=tmp_path / name)
+        warnings[name] = trainer.state.warnings
+        trainer.close()
+    (warning,) = warnings["rhyme"]
+    assert warning.startswith("Val repeats train: 100% of its passages occur in the training text")
+    assert "memorising, not learning" in warning
+    assert warnings["shakespeare"] == []
+
+
+def scripted_losses(monkeypatch, losses):
+    """Trainer.estimate_loss returns these (train, val) pairs in turn: a run whose val loss rises on cue."""
+    pairs = iter(losses)
+    monkeypatch.setattr(Trainer, "estimate_loss", lambda self: next(pairs))
+
+
+def test_best_val_model_is_kept_and_overfitting_is_told(tmp_path, text, monkeypatch):
+    """keep="best": model.safetensors holds the weights of the lowest val loss (state.best_step says which),
+    training_state.pt the latest (resume continues from the last step); val rising while train falls is told."""
+    scripted_losses(monkeypatch, [(3.0, 3.0), (2.0, 2.0), (1.5, 2.2), (1.0, 2.6)])
+    weights = {}
+
+    class Snapshot(TrainerCallback):
+        def on_evaluate(self, trainer, record):
+            weights[record["step"]] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    out_dir = tmp_path / "run"
+    settings = TrainingSettings(**TINY_SETTINGS, max_iters=6, eval_interval=2, keep="best")
+    trainer = Trainer(settings, text=text, out_dir=out_dir, callbacks=[Snapshot(), ModelCardWriter()])
+    trainer.train()
+    state = RunState.load(out_dir)
+    assert (state.best_step, state.model_step, state.global_step, state.best_val_loss) == (2, 2, 6, 2.0)
+    assert state.model_eval["val_loss"] == 2.0
+    (warning,) = state.warnings
+    assert warning.startswith("Val loss is rising while train loss falls (val 2.000 at step 2 -> 2.600 at step 6)")
+    assert "best model was at step 2" in warning
+    model, _ = load_pretrained(out_dir)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[2][name]), name
+    resume = load_training_state(out_dir)
+    assert resume["step"] == 6 and all(torch.equal(resume["model"][k], weights[6][k]) for k in weights[6])
+    card = ModelCard.load(out_dir / "README.md")
+    assert card.data.val_loss == 2.0 and "Best validation loss: **2.0000**" in card.text
+    assert "the weights kept in this folder" in card.text and warning in card.text
+    assert "lower is better" in card.text and f"{2.0 / 0.6931471805599453:.2f} bits per character" in card.text
+
+
+def test_compile_trains_through_the_compiled_step(tmp_path, text, monkeypatch):
+    """--compile: every training step goes through torch.compile (a counting backend stands in for inductor,
+    which takes a minute to build on a CPU), with the same losses as without it."""
+    from tinygpt import engine
+
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    monkeypatch.setattr(engine, "COMPILE_BACKEND", counting_backend)
+    logs = {}
+    for compile in (True, False):
+        trainer = Trainer(TrainingSettings(**TINY_SETTINGS, max_iters=3, eval_interval=3, compile=compile),
+                          text=text, out_dir=tmp_path / str(compile))
+        trainer.train()
+        logs[compile] = without_elapsed(trainer.state.log_history)
+    assert graphs, "the training step never went through torch.compile"
+    assert logs[True] == logs[False]
 
 
 def test_bad_text_is_refused_before_training(tmp_path):

@@ -570,4 +570,4 @@ def test_only_a_regular_text_file_is_read(tmp_path, capsys, alarm, kind, small_t
 def test_temperature_nan_is_refused_before_anything_is_printed(model_dir, capsys):
     code = cli.main(["generate", str(model_dir), "--prompt", "Speak", "--temperature", "nan"])
     out, err = capsys.readouterr()
-    assert code == 2 and out == "" and "temperature must be a finite number >= 0" in one_line(err)
+    assert code == 2 and out == "" and "temperature must be a finite number, got nan" in one_line(err)

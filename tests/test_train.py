@@ -213,7 +213,10 @@ def test_trainer_state_schema(trained, corpus):
     assert state["n_params"] == sum(p.numel() for p in load_pretrained(trained)[0].parameters())
     assert args["n_embd"] == 16 and args["max_iters"] == 40 and args["eval_interval"] == 20
     assert state["data"] == {"name": corpus.name, "path": str(corpus), "characters": len(read_corpus(corpus)),
-                             "vocab_size": len(set(read_corpus(corpus)))}
+                             "vocab_size": len(set(read_corpus(corpus))), "val_repeats_train": 0.0}
+    assert state["status"] == "finished" and state["warnings"] == []
+    assert state["best_step"] == min(state["log_history"], key=lambda e: e["val_loss"])["step"]
+    assert state["model_step"] == 40  # train.py keeps the last weights by default (--keep last)
 
 
 def test_model_card_reports_the_run(trained, corpus):
@@ -249,6 +252,31 @@ def test_resume_is_exact(tmp_path, capsys, corpus):
     log_a, log_b = trainer_state(straight)["log_history"], trainer_state(split)["log_history"]
     assert without_elapsed(log_a) == without_elapsed(log_b)
     assert [e["step"] for e in log_b] == [0, 50, 100, 150, 200, 250, 300]
+
+
+def test_resume_is_exact_when_keeping_the_best_model(tmp_path, capsys, corpus, monkeypatch):
+    """--keep best: model.safetensors is the best evaluation's weights, training_state.pt the latest; a run split
+    in two ends with the same files as a straight one (val losses scripted so that the best is not the last)."""
+    val = {0: 3.0, 2: 2.0, 4: 2.5, 6: 2.6, 8: 2.7}
+
+    def scripted(self):
+        return 1.0, val[self.step]
+
+    monkeypatch.setattr(engine.Trainer, "estimate_loss", scripted)
+    common = ["--data", corpus, *TINY, "--dropout", "0.1", "--eval-interval", "2", "--keep", "best"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(capsys, *common, "--out-dir", straight, "--max-iters", 8)[0] == 0
+    assert train(capsys, *common, "--out-dir", split, "--max-iters", 4)[0] == 0
+    assert checkpoint.load_training_state(split)["best_model_step"] == 2  # the best, kept aside in the resume state
+    assert train(capsys, "--out-dir", split, "--resume", "--max-iters", 8)[0] == 0
+    for folder in (straight, split):
+        state = trainer_state(folder)
+        assert (state["best_step"], state["model_step"], state["global_step"]) == (2, 2, 8)
+    a, b = load_pretrained(straight)[0].state_dict(), load_pretrained(split)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last_a, last_b = (checkpoint.load_training_state(f)["model"] for f in (straight, split))
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+    assert not all(torch.equal(a[k], last_a[k]) for k in a)  # the folder's model is not the last step's
 
 
 def test_sigint_saves_the_current_step_and_exits_0(tmp_path, capsys, corpus, monkeypatch):
@@ -363,13 +391,38 @@ def test_out_dir_holding_a_model_is_never_overwritten_silently(trained, tmp_path
     [
         (["--n-embd", "32"], "--n-embd 32 (saved: 16)"),
         (["--n-layer", "2", "--block-size", "16"], "--n-layer 2 (saved: 1), --block-size 16 (saved: 8)"),
+        # the preset brings dimensions no flag named (this was an uncaught KeyError)
+        (["--preset", "seed"], "--n-layer 2 (from --preset seed) (saved: 1), --n-head 4 (from --preset seed) "
+                               "(saved: 2), --n-embd 64 (from --preset seed) (saved: 16)"),
     ],
 )
 def test_resume_refuses_different_dims(trained, capsys, flags, message):
     before = folder_digest(trained)
     code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 60, *flags)
-    assert code == 2 and message in err and "different dimensions" in err
+    assert code == 2 and message in err and "different dimensions" in err and err.count("\n") == 1
     assert folder_digest(trained) == before
+
+
+def test_resume_a_text_given_in_memory_from_its_train_txt(tmp_path, capsys, corpus):
+    """The demo trains on a text in memory; the folder keeps it as train.txt, so --resume needs no --data."""
+    out_dir = tmp_path / "run"
+    text = corpus.read_text(encoding="utf-8")
+    settings = TrainingSettings(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, threads=1,
+                                max_iters=4)
+    engine.Trainer(settings, text=text, out_dir=out_dir).train()
+    code, out, _ = train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 6)
+    assert code == 0 and "steps 4 -> 6" in out and trainer_state(out_dir)["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_train_py_compile(tmp_path, capsys, corpus):
+    """`train.py --compile` with the real backend (inductor builds C++ kernels: about a minute on a CPU)."""
+    out_dir = tmp_path / "run"
+    code, out, _ = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 3, "--eval-interval",
+                         3, "--compile")
+    assert code == 0 and "done: step 3" in out
+    assert trainer_state(out_dir)["training_args"]["compile"] is True and "--compile" in trainer_state(out_dir)["command"]
+    load_pretrained(out_dir)
 
 
 def test_resume_refuses_a_text_with_other_characters(trained, tmp_path, capsys):

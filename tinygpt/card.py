@@ -2,20 +2,21 @@
 
 `train.py` writes it into every checkpoint (`tinygpt.publish`) and `tinygpt push` refreshes it, so the card always
 describes the weights beside it. Everything it says about training comes from the folder's trainer_state.json
-(losses, settings, the command, the sample of each evaluation), never from an earlier card. The YAML header comes
+(`RunState.load`: losses, settings, the command, the sample of each evaluation, the warnings), never from an
+earlier card. The YAML header comes
 from `ModelCardData`, with a `model-index` entry for the validation loss, never from glued strings.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .common import code_fence
-
-TRAINER_STATE_NAME = "trainer_state.json"
+from .run_state import RunState, bits_per_character
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "mit"
@@ -70,12 +71,21 @@ Or with the tinygpt command line: `tinygpt generate {{ repo_id }}{% if revision 
 |---|---|
 {% for key, value in training.items() %}| {{ key }} | {{ value }} |
 {% endfor %}
-{% if command %}Reproduce it with:
+{% if command %}Reproduce it from the root of a tinygpt checkout{% if text_file %} (`{{ text_file }}`, saved beside
+the model, is the text it was trained on: put this folder there under that name){% endif %}:
 
 ```bash
 {{ command }}
 ```
-{% endif %}{% endif %}{% if has_plot %}
+{% endif %}{% endif %}{% if meaning %}
+### What the numbers mean
+
+{{ meaning }}
+{% endif %}{% if warnings %}
+### Read this before trusting the numbers
+
+{% for warning in warnings %}- {{ warning }}
+{% endfor %}{% endif %}{% if has_plot %}
 ![training and validation loss](loss.png)
 {% endif %}{% if history %}
 ## How it learned
@@ -91,20 +101,6 @@ corpus's letters and spaces, then words.
 
 {{ sample }}
 {% endif %}"""
-
-
-def read_trainer_state(model_dir: str | Path) -> dict | None:
-    """The folder's trainer_state.json, or None for a model that was not trained by tinygpt (e.g. converted)."""
-    path = Path(model_dir) / TRAINER_STATE_NAME
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); fix or delete it (it only feeds the model card)") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a JSON object like train.py writes, got {type(state).__name__}")
-    return state
 
 
 def load_snippet(repo_id: str, revision: str | None = None) -> str:
@@ -134,23 +130,27 @@ def build_model_card(
     """
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    state = read_trainer_state(model_dir) or {}
-    log = [entry for entry in state.get("log_history") or [] if isinstance(entry, dict)]
+    run = RunState.load(model_dir)
+    state = run.to_dict() if run is not None else {}
+    log = run.log_history if run is not None else []
     samples = [entry for entry in log if entry.get("sample")]
-    sample = sample or (samples[-1]["sample"] if samples else None)
+    kept = run.model_eval if run is not None else None  # the evaluation of the weights in this folder
+    sample = sample or (kept or {}).get("sample") or (samples[-1]["sample"] if samples else None)
     command = command or state.get("command")
     license = license or _current_license(model_dir) or DEFAULT_LICENSE
     data = state.get("data") or {}
     data_name = data.get("name")
     training = {key: value for key, value in (state.get("training_args") or {}).items() if value is not None}
-    best = state.get("best_val_loss")
+    best = kept["val_loss"] if kept and _finite(kept.get("val_loss")) else state.get("best_val_loss")
+    name = Path(repo_id).name if repo_id else (run.run_name if run and run.run_name else model_dir.name)
+    name = Path(name).name or model_dir.resolve().name  # a title, never a path
 
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
         license=license,
         tags=["tinygpt", "character-level", "custom_code", "text-generation"],
-        model_name=repo_id or model_dir.name,
+        model_name=name,
     )
     if data_name:
         card_data.training_data = data_name  # free-form: a local text file is not a Hub dataset id
@@ -168,7 +168,7 @@ def build_model_card(
     return ModelCard.from_template(
         card_data,
         template_str=CARD_TEMPLATE,
-        title=repo_id or model_dir.name,
+        title=name,
         repo_id=shown_id,
         revision=revision,
         load_snippet=load_snippet(shown_id, revision),
@@ -181,8 +181,11 @@ def build_model_card(
         vocab_size=config.get("vocab_size"),
         dropout=config.get("dropout", 0.0),
         training=training,
-        training_summary=_training_summary(state, log, data) if state else "",
+        training_summary=_training_summary(run, kept, data) if run is not None else "",
         command=command,
+        text_file=_text_file(command),
+        meaning=_meaning(best, config.get("vocab_size")) if best is not None else "",
+        warnings=run.warnings if run is not None else [],
         has_plot=(model_dir / LOSS_PLOT_NAME).is_file(),
         history=[{"step": e["step"], "val_loss": f"{e['val_loss']:.4f}", "text": fenced(e["sample"])}
                  for e in _spread(samples, HISTORY_SHOWN)],
@@ -190,22 +193,57 @@ def build_model_card(
     )
 
 
-def _training_summary(state: dict, log: list[dict], data: dict) -> str:
-    summary = f"Trained for {state.get('global_step', 0):,} steps"
+def _training_summary(run: RunState, kept: dict | None, data: dict) -> str:
+    ended = {"stopped": "Stopped by request after", "time_limit": "Trained (until its time budget ran out) for",
+             "diverged": "Diverged (the loss became infinite or NaN) after"}.get(run.status, "Trained for")
+    summary = f"{ended} {run.global_step:,} steps"
     if data.get("name"):
         summary += f" on **{data['name']}**"
         if data.get("characters"):
             summary += f" ({data['characters']:,} characters, first 90 % for training, last 10 % for validation)"
     summary += "."
-    last = log[-1] if log else {}
-    if state.get("best_val_loss") is not None:
-        summary += f" Best validation loss: **{state['best_val_loss']:.4f}**"
-        if last.get("val_loss") is not None:
-            summary += f" (last: {last['val_loss']:.4f}, train {last.get('train_loss', float('nan')):.4f})"
-        summary += "."
+    last = run.last_eval or {}
+    if kept is not None and kept.get("step") == run.best_step:
+        where = "the last one" if kept["step"] == run.global_step else "the weights kept in this folder"
+        summary += (f" Best validation loss: **{kept['val_loss']:.4f}** (train {kept.get('train_loss', math.nan):.4f})"
+                    f" at step {kept['step']:,}, {where}.")
+        if kept["step"] != run.global_step and last:
+            summary += f" At the last step, {last['step']:,}, val was {last['val_loss']:.4f}."
+    elif kept is not None:
+        summary += (f" Validation loss of these weights (step {kept['step']:,}): **{kept['val_loss']:.4f}** (train "
+                    f"{kept.get('train_loss', math.nan):.4f}); the best was {run.best_val_loss:.4f} at step "
+                    f"{run.best_step:,} (`--keep best` keeps that one).")
+    elif run.best_val_loss is not None:
+        summary += f" Best validation loss: **{run.best_val_loss:.4f}**."
     if last.get("elapsed_s") is not None:
         summary += f" Wall time: {last['elapsed_s']:.0f} s."
     return summary
+
+
+def _meaning(val_loss: float, vocab_size: int | None) -> str:
+    """What a val loss says, in words a newcomer can use."""
+    text = (f"*Validation loss* is how surprised the model is, on average, by each next character of the last 10 % "
+            f"of the text, which it never trains on (cross-entropy in nats; **lower is better**). "
+            f"{val_loss:.4f} is {bits_per_character(val_loss):.2f} bits per character (loss / ln 2)")
+    if vocab_size:
+        text += (f"; a model that guessed uniformly among the {vocab_size} characters would score "
+                 f"{math.log(vocab_size):.2f} ({math.log2(vocab_size):.2f} bits)")
+    return text + "."
+
+
+def _text_file(command: str | None) -> str | None:
+    """The folder's copy of the training text when the reproduce command trains on it (a text given in memory)."""
+    if not command:
+        return None
+    import shlex
+
+    parts = shlex.split(command)
+    data = parts[parts.index("--data") + 1] if "--data" in parts[:-1] else ""
+    return data if data.endswith("/train.txt") else None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _spread(records: list, n: int) -> list:

@@ -36,7 +36,7 @@ import torch
 TRAINING_STATE_NAME = "training_state.pt"
 STAGING_NAME = ".tmp-checkpoint"
 # Files that exist only to resume training: `tinygpt push` leaves them out unless asked.
-RESUME_FILES = (TRAINING_STATE_NAME,)
+RESUME_FILES = (TRAINING_STATE_NAME, "train.txt")  # train.txt: a text given in memory (the demo's), kept for --data
 # Moved into place last, in this order: config.json completes a loadable model only once its weights, code and
 # tokenizer are there, and the resume state follows the model it describes.
 LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
@@ -422,10 +422,11 @@ def model_files_problem(out_dir: Path, state: dict) -> str | None:
     step = saved_step(out_dir)
     if step != state["step"]:
         return f"trainer_state.json is of step {step}, the resume state of step {state['step']}"
+    model = state.get("best_model") or state["model"]  # --keep best: the folder's model is the best step's
     try:
         with safe_open(out_dir / "model.safetensors", framework="pt") as weights:
             for key in weights.keys():
-                expected = state["model"].get(key)
+                expected = model.get(key)
                 if expected is None or not torch.equal(weights.get_tensor(key), expected):
                     return f"model.safetensors's {key} is not the resume state's"
     except FileNotFoundError:
@@ -436,10 +437,13 @@ def model_files_problem(out_dir: Path, state: dict) -> str | None:
 
 
 def saved_step(out_dir: Path) -> int | None:
+    from .run_state import RunState
+
     try:
-        return json.loads((out_dir / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
-    except (OSError, ValueError, KeyError, TypeError):
+        state = RunState.load(out_dir)
+    except (OSError, ValueError):
         return None
+    return state.global_step if state is not None else None
 
 
 def describe_save_error(out_dir: Path, step: int, kept_step: int | None, err: OSError) -> str:

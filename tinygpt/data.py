@@ -144,3 +144,25 @@ def get_batch(
     if device.type != "cpu":
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     return x, y
+
+
+def val_repeats_train(train: torch.Tensor, val: torch.Tensor, block_size: int, samples: int = 200) -> float:
+    """The share of validation passages that also occur, character for character, in the training part.
+
+    A passage is max(block_size + 1, 32) characters (what one training example sees; at least a line, so a few
+    common words do not count), taken at `samples` evenly spaced places of the val part. A text pasted several
+    times scores near 1: its val loss then measures memorising, not learning. Fast: a byte search per passage.
+    """
+    length = max(block_size + 1, 32)
+    if len(val) < length or len(train) < length:
+        return 0.0
+    haystack, itemsize = train.numpy().tobytes(), train.element_size()
+    starts = np.linspace(0, len(val) - length, num=min(samples, len(val) - length + 1)).astype(np.int64)
+    found = 0
+    for start in np.unique(starts):
+        needle = val[start : start + length].numpy().tobytes()
+        at = haystack.find(needle)
+        while at != -1 and at % itemsize:  # a match across two ids' bytes is no match
+            at = haystack.find(needle, at + 1)
+        found += at != -1
+    return found / len(np.unique(starts))

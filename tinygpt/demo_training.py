@@ -30,6 +30,7 @@ from .corpus import CorpusError, read_corpus
 from .data import shortest_text, split_index
 from .demo import BadInput, ModelError, TinyGPTDemo, load_model
 from .engine import Trainer, TrainerCallback  # accelerate, which a Trainer needs, is imported when one starts
+from .publish import ModelCardWriter
 from .settings import TrainingError, TrainingSettings
 
 _DONE = object()  # the end of a training's event stream
@@ -296,6 +297,7 @@ class TrainingJob:
             n_layer, n_head, n_embd, block_size = self.dims
             overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                              max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
+                             keep="best",  # the folder's model (Generate, Download, Push) is the best-val one
                              eval_interval=eval_interval_for(self.dims))
             if self.max_iters:
                 overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
@@ -308,7 +310,7 @@ class TrainingJob:
             check_length(self.text, self.progress.text_name, block_size)
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
-                trainer = Trainer(settings, text=self.text, out_dir=self.folder, callbacks=[bridge],
+                trainer = Trainer(settings, text=self.text, out_dir=self.folder, callbacks=[ModelCardWriter(), bridge],
                                   data_name=_slug(self.progress.text_name), run_name=self.folder.name)
             except (TrainingError, ValueError) as err:  # empty text, shorter than the context, ...
                 raise BadInput(f"Cannot train on {self.progress.text_name}: {one_line(err)}") from None

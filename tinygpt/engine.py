@@ -5,13 +5,18 @@
 
 The loop is the final post's (batch, forward, backward, AdamW step; `estimate_loss()` every `eval_interval`
 steps, now with a sample of text), and each evaluation is followed by an atomic checkpoint (`tinygpt.checkpoint`)
-that loads with `from_pretrained` and resumes bit for bit. Everything else subscribes to `TrainerCallback`'s
-events. Accelerate runs it on 1 to N processes (`torchrun`); only the main one writes and sees events.
+that loads with `from_pretrained` and resumes bit for bit. A run that ends early (stop(), the time limit) is
+evaluated at the step it ended before it is saved, so what it offers is measured on the weights offered.
+
+What the run has done is `trainer.state` (`tinygpt.run_state.RunState`, after transformers' `TrainerState`): the
+engine updates it, callbacks read it, and each checkpoint's trainer_state.json is it saved. Everything else
+subscribes to `TrainerCallback`'s events, the model card too (`publish.ModelCardWriter`): this module imports
+no card writer and no command-line module. Accelerate runs it on 1 to N processes (`torchrun`); only the main
+one writes and sees events.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import threading
@@ -24,25 +29,38 @@ from .checkpoint import (
     OUTPUT_FILES, TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error,
     prepare_out_dir, replace_folder, restore_rng, save_training_state, write_checkpoint,
 )
-from .data import check_split_lengths, encode_corpus, encode_text, get_batch
+from .data import check_split_lengths, encode_corpus, encode_text, get_batch, val_repeats_train
 from .device import resolve_device
+from .generation import generation_kwargs
+from .run_state import RunState
 from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings
 
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
+TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
+REPEATS_WARNING = 0.25  # warn when more than this share of the val passages occur in the training text
 # The training losses are checked for NaN/inf at every evaluation and save, and at least this often: one device
 # sync per this many steps (none on the hot path), so a diverged run stops within this many steps.
 FINITE_CHECK_EVERY = 100
 
 
 class TrainerCallback:
-    """What a run reports; subclass and override what you need (every method is a no-op here)."""
+    """What a run reports; subclass and override what you need (every method is a no-op here).
 
-    def on_train_begin(self, trainer): ...  # trainer.step is the first step (not 0 when resumed)
+    Every event gets the trainer first; what the run has done so far is `trainer.state` (a `RunState`: global_step,
+    max_steps, log_history, best_val_loss, best_step, model_step, elapsed_s, n_params, status, warnings, data,
+    command, run_name, ...), already updated when the event comes. Read it; only the engine writes it. The run's
+    settings are `trainer.settings`, its folder `trainer.out_dir`; `trainer.stop()` asks it to end (with a save).
+    """
+
+    def on_train_begin(self, trainer): ...  # state.global_step is the first step (not 0 when resumed)
     def on_step_end(self, trainer, step, loss, lr): ...  # `step` steps done; loss: a 0-dim tensor (.item() syncs)
-    def on_evaluate(self, trainer, record): ...  # {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
+    def on_evaluate(self, trainer, record): ...  # state.log_history[-1]: {"step", "train_loss", "val_loss", "lr",
+    #                                             "elapsed_s", "sample"}; state.warnings may have grown
     def on_checkpoint(self, trainer, step, folder): ...  # add files to the checkpoint being written in `folder`
     def on_save(self, trainer, step, out_dir): ...  # a complete checkpoint of `step` is in out_dir
-    def on_train_end(self, trainer, reason): ...  # "finished" | "stopped" | "time_limit"
+    def on_train_end(self, trainer, reason): ...  # reason == state.status: "finished" | "stopped" | "time_limit"
 
 
 class Trainer:
@@ -52,21 +70,20 @@ class Trainer:
     `overwrite` replaces a model already in `out_dir` (at the first save, in one move). `run_name` is how the
     card's load snippet and the reproduce command name the model (default: `out_dir`); a server that trains into a
     temporary folder names the run after what the user downloads instead. `train()` raises CheckpointError when a
-    save fails and TrainingDiverged when the loss stops being finite; the folder keeps its last good checkpoint."""
+    save fails and TrainingDiverged when the loss stops being finite; the folder keeps its last good checkpoint.
+
+    The engine imports no card writer and no command-line module: train.py and the demo subscribe
+    `publish.ModelCardWriter` (card + loss plot in every checkpoint) like any other callback."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
                  sample_length=SAMPLE_LENGTH, run_name=None, data_changed=False):
-        from .publish import ModelCardWriter
-
         if (text is None) == (data_path is None):
             raise TrainingError("give the training text either as text= or as data_path=, not both or neither")
         self.settings = s = settings
         self.out_dir = Path(out_dir)
-        self.run_name = str(run_name) if run_name else str(self.out_dir)
+        self.run_name = str(run_name) if run_name else _project_path(self.out_dir)
         self.callbacks = list(callbacks)
-        if not any(isinstance(c, ModelCardWriter) for c in self.callbacks):
-            self.callbacks.insert(0, ModelCardWriter(run_name))
         self.start_time = time.perf_counter() if start_time is None else start_time
         self.sample_length = sample_length
         self._stop = threading.Event()
@@ -77,8 +94,10 @@ class Trainer:
             raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
         from accelerate import Accelerator
 
-        self.accelerator = acc = Accelerator(cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype],
-                                             dynamo_backend="inductor" if s.compile else "no")
+        # --compile is applied here, not through Accelerator(dynamo_backend=): Accelerate keeps that choice in a
+        # process-wide singleton, so a second Trainer in the same process (a notebook, the demo) would silently
+        # get the first one's.
+        self.accelerator = acc = Accelerator(cpu=device.type == "cpu", mixed_precision=DTYPES[s.dtype])
         self.device, self.rank, self.world, self.is_main = acc.device, acc.process_index, acc.num_processes, \
             acc.is_main_process
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
@@ -102,29 +121,45 @@ class Trainer:
         check_split_lengths(self.train_data, self.val_data, s.block_size, corpus.path)
         self.chars = corpus.chars
         self.data_path = Path(data_path).resolve() if data_path is not None else None
-        self.data_info = {
+        self.text = text  # kept to be saved as train.txt at the first save (a text given in memory)
+        repeats = val_repeats_train(self.train_data, self.val_data, s.block_size)
+        data_info = {
             "name": Path(data_path).name if data_path is not None else data_name or "text",
-            "path": data_name or str(data_path) if data_path is not None else None,
-            "characters": len(corpus), "vocab_size": len(self.chars),
+            # How the reproduce command names the text: its path from the project root (else its absolute path),
+            # or the copy saved in the folder for a text given in memory.
+            "path": _project_path(data_path) if data_path is not None
+            else f"{self.run_name}/{TEXT_FILE_NAME}",
+            "characters": len(corpus), "vocab_size": len(self.chars), "val_repeats_train": round(repeats, 4),
         }
         self.data_fingerprint = corpus.fingerprint()
-        if resume_state is not None:
-            self._check_same_text(corpus, resume_state, data_changed)
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
         self.model = TinyGPTForCausalLM(s.model_config(vocab_size=len(self.chars)))
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
-        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.state = RunState(
+            max_steps=s.max_iters, n_params=sum(p.numel() for p in self.model.parameters()), num_processes=self.world,
+            train_batch_size=s.batch_size, training_args=dict(s.to_dict(), num_processes=self.world), data=data_info,
+            command=s.to_command(data_info["path"], self.run_name, self.world), run_name=self.run_name,
+        )
+        if resume_state is not None:
+            self._check_same_text(corpus, resume_state, data_changed)
+        if repeats > REPEATS_WARNING:
+            self.state.warn(repeats_warning(repeats))
         fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}  # one kernel for all params
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.learning_rate_at(0), betas=(s.beta1, s.beta2),
                                       weight_decay=s.weight_decay, **fused)
-        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # DDP/compile wrapper
+        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # the DDP wrapper
+        if s.compile:  # last, around the DDP wrapper, as Accelerate does it
+            self._wrapped = torch.compile(self._wrapped, backend=COMPILE_BACKEND)
 
         # Random streams: this process's batches (seed + process index) and its dropout (torch's global RNG).
         self.sampler = torch.Generator().manual_seed(s.seed + self.rank)
         torch.manual_seed(s.seed + self.rank)
-        self.step, self.log_history, self.best_val_loss, self.prior_elapsed = 0, [], None, 0.0
+        self.prior_elapsed = 0.0
+        # keep=best: a copy of the weights of the best evaluation so far, and its step; model.safetensors gets them
+        # (training_state.pt always holds the latest weights, so --resume continues the last step exactly).
+        self.best_weights, self.best_weights_step = None, None
         self.saved_step = None  # the step the folder's checkpoint holds
         self._unchecked_losses = []  # (step, loss tensor) since the last finiteness check: no sync to keep them
         self.resumed, self.resume_note = resume_state is not None, None
@@ -172,31 +207,50 @@ class Trainer:
                                 f"{len(state['rng'])}: the weights and optimizer continue exactly, the random "
                                 "batches from here on are new ones")
         self.step = self.saved_step = state["step"]
-        self.log_history, self.best_val_loss = list(state["log_history"]), state["best_val_loss"]
-        self.prior_elapsed = state["elapsed_s"]
+        run = RunState.from_dict({"log_history": list(state["log_history"]), "best_val_loss": state["best_val_loss"],
+                                  "best_step": state.get("best_step")})
+        self.state.log_history, self.state.best_val_loss, self.state.best_step = \
+            run.log_history, run.best_val_loss, run.best_step
+        self.state.warnings = [w for w in state.get("warnings", []) if w not in self.state.warnings] + \
+            self.state.warnings
+        if self.settings.keep == "best":
+            if state.get("best_model") is not None:
+                self.best_weights, self.best_weights_step = state["best_model"], state["best_model_step"]
+            else:  # the best was the saved step itself, or the run kept its last weights until now
+                self._keep_current_weights(state["step"])
+        self.prior_elapsed = self.state.elapsed_s = state["elapsed_s"]
+
+    # The run's numbers live in `self.state`; these names are kept for callers written before it existed.
+    step = property(lambda self: self.state.global_step, lambda self, v: setattr(self.state, "global_step", v))
+    log_history = property(lambda self: self.state.log_history)
+    best_val_loss = property(lambda self: self.state.best_val_loss)
+    n_params = property(lambda self: self.state.n_params)
+    data_info = property(lambda self: self.state.data)
 
     # ----------------------------------------------------------------------------------------------- the loop
 
     def train(self) -> str:
         """Train to max_iters (or a stop, or the time limit); save; return why it ended."""
         s, step = self.settings, self.step
+        self.state.status = "training"
         try:
             self._emit("on_train_begin")
             while True:
-                if (step % s.eval_interval == 0 or step == s.max_iters) and not self._evaluated(step):
-                    self.evaluate(step)
-                    self.save(step)
                 reason = "finished" if step >= s.max_iters else self._stop_reason(step)
                 if reason:
                     break
+                if step % s.eval_interval == 0 and not self._evaluated(step):
+                    self.evaluate(step)
+                    self.save(step)
                 loss = self.train_step(step)
                 self._unchecked_losses.append((step, loss.detach()))
                 step = self.step = step + 1
                 if len(self._unchecked_losses) >= FINITE_CHECK_EVERY:
                     self._check_finite()
                 self._emit("on_step_end", step, loss, s.learning_rate_at(step - 1))
-            if reason == "time_limit" and not self._evaluated(step):
-                self.evaluate(step)  # the final model's losses and sample
+            self.state.status = reason  # recorded in the last checkpoint
+            if not self._evaluated(step):  # the final model's losses and sample: a stopped one too, never older ones
+                self.evaluate(step)
             if self.saved_step != step:
                 self.save(step)
             self._emit("on_train_end", reason)
@@ -257,6 +311,7 @@ class Trainer:
 
     def _diverged(self, step: int, value: float) -> None:
         """Stop with the folder as it is: its last checkpoint is the last good model."""
+        self.state.status = "diverged"
         raise TrainingDiverged(step, value, self.settings.learning_rate_at(step), self.out_dir, self.saved_step)
 
     def _evaluated(self, step: int) -> bool:
@@ -270,6 +325,8 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- evaluation
 
     def evaluate(self, step: int) -> dict:
+        """Losses and a sample of the model as it is at `step`, recorded in the state (and announced); a
+        non-finite loss (since the last check, or now) raises TrainingDiverged before anything is sampled."""
         self._check_finite()
         train_loss, val_loss = self.estimate_loss()
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # the last update broke the weights
@@ -278,9 +335,12 @@ class Trainer:
                   "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
                   "elapsed_s": round(self.elapsed(), 3)}
         record["sample"] = self.sample() if self.is_main else ""
-        self.log_history.append(record)
-        if self.best_val_loss is None or val_loss < self.best_val_loss:
-            self.best_val_loss = val_loss
+        self.state.elapsed_s = record["elapsed_s"]
+        if self.state.record_evaluation(record) and self.settings.keep == "best":
+            self._keep_current_weights(step)
+        note = overfitting_warning(self.state.log_history)
+        if note:
+            self.state.warn(note, kind=OVERFITTING)
         self._emit("on_evaluate", record)
         return record
 
@@ -313,8 +373,6 @@ class Trainer:
     def sample(self) -> str:
         """`sample_length` characters generated from a newline (else id 0) with the run's seed, inside `fork_rng`,
         so it never moves the training's random streams."""
-        from .generate import generation_kwargs
-
         start = self.tokenizer.convert_tokens_to_ids("\n") if "\n" in self.chars else 0
         input_ids = torch.tensor([[start]], device=self.device)
         accelerated = self.device.type in ("cuda", "mps")
@@ -364,22 +422,22 @@ class Trainer:
         self._emit("on_save", step, self.out_dir)
 
     def trainer_state(self, step: int) -> dict:
-        """trainer_state.json: HF Trainer's names where they exist, plus what the model card shows."""
-        return {
-            "global_step": step, "max_steps": self.settings.max_iters, "best_val_loss": self.best_val_loss,
-            "num_processes": self.world, "train_batch_size": self.settings.batch_size, "n_params": self.n_params,
-            "log_history": self.log_history, "training_args": dict(self.settings.to_dict(), num_processes=self.world),
-            "data": self.data_info, "command": self.settings.to_command(
-                self.data_info["path"] or self.data_info["name"], self.run_name, self.world),
-        }
+        """trainer_state.json of a checkpoint of `step` (the state's serialisation)."""
+        self.state.global_step, self.state.elapsed_s = step, round(self.elapsed(), 3)
+        self.state.model_step = self.best_weights_step if self.best_weights is not None else step
+        return self.state.to_dict()
 
     def _write_files(self, staging: Path, step: int, rng: list[dict]) -> None:
-        self.model.save_pretrained(staging)
+        # The folder's model: the best-val weights (keep=best) or the latest; the resume state: always the latest.
+        self.model.save_pretrained(staging, state_dict=self.best_weights)
         self.tokenizer.save_pretrained(staging)
-        state = json.dumps(self.trainer_state(step), indent=2, ensure_ascii=False)
-        (staging / "trainer_state.json").write_text(state + "\n", encoding="utf-8")
+        self.trainer_state(step)
+        self.state.save(staging)
+        if self.text is not None and self.saved_step is None:  # the text given in memory, for the command
+            (staging / TEXT_FILE_NAME).write_text(self.text, encoding="utf-8")
         self._emit("on_checkpoint", step, staging)
         # torch.save of plain containers and tensors: `torch.load(weights_only=True)` reads it with no code run.
+        keep_best = self.best_weights is not None and self.best_weights_step != step
         save_training_state(staging / TRAINING_STATE_NAME, {
             "step": step, "settings": self.settings.to_dict(),
             "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
@@ -387,8 +445,15 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
             "rng": rng, "log_history": self.log_history, "best_val_loss": self.best_val_loss,
+            "best_step": self.state.best_step, "warnings": self.state.warnings,
+            "best_model": self.best_weights if keep_best else None,
+            "best_model_step": self.best_weights_step if keep_best else None,
             "elapsed_s": self.elapsed(), "num_processes": self.world,
         })
+
+    def _keep_current_weights(self, step: int) -> None:
+        self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.best_weights_step = step
 
     def close(self) -> None:
         """Free the optimizer and the DDP wrapper, then the process group. Left to garbage collection, DDP's
@@ -397,3 +462,39 @@ class Trainer:
             self._wrapped, self.optimizer = self.accelerator.free_memory(self._wrapped, self.optimizer)
             self.model.eval()
             self.accelerator.end_training()
+
+
+def _project_path(path) -> str:
+    """`path` as the reproduce command names it: relative to the project root (where `python train.py` runs) when
+    it is inside it, else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path) if Path(path).is_absolute() else str(resolved)
+
+
+# ----------------------------------------------------------------------------------------------- learning or memorising
+
+OVERFITTING = "Val loss is rising"
+
+
+def repeats_warning(fraction: float) -> str:
+    return (f"Val repeats train: {fraction:.0%} of its passages occur in the training text, so a low val loss here "
+            "means memorising, not learning. Give a text that does not repeat itself.")
+
+
+def overfitting_warning(log_history: list[dict]) -> str | None:
+    """A plain sentence when the val loss rose at each of the last two evaluations while the train loss fell:
+    the model is learning the training text by heart (overfitting), and the best-val model is the one to use."""
+    if len(log_history) < 3:
+        return None
+    a, b, c = log_history[-3:]
+    if not (a["val_loss"] < b["val_loss"] < c["val_loss"] and a["train_loss"] > b["train_loss"] > c["train_loss"]):
+        return None
+    if c["val_loss"] - a["val_loss"] < 0.01:  # noise, not a trend
+        return None
+    best = min(log_history, key=lambda r: r["val_loss"])
+    return (f"{OVERFITTING} while train loss falls (val {a['val_loss']:.3f} at step {a['step']} -> "
+            f"{c['val_loss']:.3f} at step {c['step']}): the model is memorising its training text. The best model "
+            f"was at step {best['step']} (val {best['val_loss']:.3f}).")

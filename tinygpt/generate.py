@@ -8,25 +8,8 @@ import torch
 
 from .common import CharStreamer, one_line
 from .device import DEVICE_CHOICES, resolve_device
+from .generation import generation_kwargs  # the parameters' checks, shared with the demo and the engine
 from .loading import load_pretrained
-
-
-def generation_kwargs(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> dict:
-    """generate() options for the usual knobs: temperature 0 means greedy, top_k 0 and top_p 1 mean off."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if not temperature >= 0 or temperature == float("inf"):  # NaN compares false to everything
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
-    if temperature == 0:
-        return {"max_new_tokens": max_new_tokens, "do_sample": False}
-    return {
-        "max_new_tokens": max_new_tokens, "do_sample": True, "temperature": temperature,
-        "top_k": top_k or None, "top_p": top_p,
-    }
 
 
 def compile_decoding(model, max_new_tokens: int) -> float:

@@ -25,15 +25,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CARD_NAME, TRAINER_STATE_NAME, build_model_card
+from .card import CARD_NAME, build_model_card
 from .common import one_line
-from .loading import ModelLoadError, check_model_dir
+from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
+    ModelLoadError, NotATinyGPTModelError, check_local_folder, check_model_dir, check_tinygpt_config,
+)
+from .run_state import RunState
 
 # Resume-only files (optimizer, scheduler, RNG state, pickles): a shared model does not need them, and pickles
 # are code that runs on load. Pushed only with include_training_state=True / --include-training-state.
 TRAINING_STATE_PATTERNS = (
     "*.pt", "*.pth", "*.bin", "*.pkl", "*.pickle", "*.ckpt",
     "training_state*", "optimizer*", "scheduler*", "rng_state*",
+    "train.txt",  # the text a demo run was given (kept locally for the reproduce command; it may be private)
 )
 # Never pushed: hidden files and folders (.git, .cache/huggingface, editor files) and Python caches.
 SKIPPED_PATTERNS = (".*", "__pycache__", "*.pyc", "*.tmp", "*.lock")
@@ -72,10 +76,6 @@ class HubUnavailableError(HubError):
 
 class InvalidRepoIdError(ValueError):
     """A repo id the Hub would refuse."""
-
-
-class NotATinyGPTModelError(ValueError):
-    """`tinygpt space --model` names a repo that is not a tinygpt model: the Space would fail at start."""
 
 
 @dataclass
@@ -195,8 +195,7 @@ def push_model(
 
 def check_shareable_folder(model_dir: Path) -> None:
     """A folder that makes a loadable repo: a valid tinygpt model with its code files and tokenizer."""
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"{model_dir}: no such folder (give the folder that train.py or convert-seed wrote)")
+    check_local_folder(model_dir, missing_hint="give the folder that train.py or convert-seed wrote")
     check_model_dir(model_dir)  # config model_type, weights file, tensor names and shapes
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
@@ -256,12 +255,16 @@ def select_files(model_dir: Path, include_training_state: bool = False) -> tuple
 def default_commit_message(model_dir: Path) -> str:
     """E.g. "tinygpt: step 5000, val loss 1.4821" for a trained folder."""
     try:
-        state = json.loads((model_dir / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+        state = RunState.load(model_dir)
     except (OSError, ValueError):
+        state = None
+    if state is None:
         return "Upload tinygpt model"
-    message = f"tinygpt: step {state.get('global_step', 0)}"
-    if isinstance(state.get("best_val_loss"), (int, float)):
-        message += f", val loss {state['best_val_loss']:.4f}"
+    message = f"tinygpt: step {state.global_step}"
+    record = state.model_eval or {}  # the losses of the weights being pushed
+    val = record.get("val_loss", state.best_val_loss)
+    if isinstance(val, (int, float)):
+        message += f", val loss {val:.4f}"
     return message
 
 
@@ -395,13 +398,11 @@ def check_tinygpt_repo(api, model_id: str) -> None:
         raise NotATinyGPTModelError(f"--model {model_id} has no config.json, so it is not a model pushed with "
                                     "`tinygpt push`; the Space could not load it") from None
     try:
-        model_type = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, AttributeError):
-        raise NotATinyGPTModelError(f"--model {model_id}: its config.json is not a JSON object; the Space could "
-                                    "not load it") from None
-    if model_type != "tinygpt":
-        raise NotATinyGPTModelError(f"--model {model_id} is a {model_type!r} model, not a tinygpt model: the "
-                                    "Space's app.py runs tinygpt models only (push one with `tinygpt push`)")
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except ValueError:
+        config = None
+    check_tinygpt_config(config, f"--model {model_id}", "the Space's app.py runs tinygpt models only (push one "
+                         "with `tinygpt push`)")
 
 
 def engine_files(package_dir: Path = PACKAGE_DIR) -> list[str]:

@@ -93,6 +93,10 @@ class TrainingSettings:
                               "{default})", EVAL, "at_least_1")
     eval_batch_size: int | None = setting(None, "sequences per evaluation batch (default: --batch-size)", EVAL,
                                           "at_least_1")
+    keep: str = setting("last", "which weights the folder's model holds (what generate, the demo and a push use): "
+                        "last = the latest step; best = the evaluation with the lowest val loss (trainer_state.json's "
+                        "best_step). --resume always continues from the latest step (default: {default})", EVAL,
+                        choices=("last", "best"))
     seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME)
     device: str = setting("auto", "auto = cuda, else mps, else cpu (default: {default})", RUNTIME,
                           choices=DEVICE_CHOICES)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .checkpoint import TRAINING_STATE_NAME, load_training_state, model_files_problem
 from .common import OneLineArgumentParser, one_line, quiet_libraries
-from .engine import Trainer, TrainerCallback
+from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback
 from .publish import HubPusher, ModelCardWriter
 from .settings import MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_name
 
@@ -72,19 +72,32 @@ class Console(TrainerCallback):
     """train.py's output: the run's first line, a progress bar on a terminal, a line per evaluation, the end."""
 
     def __init__(self, signals: StopOnSignal):
-        self.signals, self.bar, self.last_postfix = signals, None, 0.0
+        self.signals, self.bar, self.last_postfix, self.warned = signals, None, 0.0, set()
 
     def on_train_begin(self, trainer):
-        s, info = trainer.settings, trainer.data_info
+        s, state = trainer.settings, trainer.state
+        info = state.data
         if trainer.resume_note:
             print(trainer.resume_note, flush=True)
-        print(f"training {trainer.n_params:,} parameters on {info['path']} ({info['characters']:,} characters, "
+        print(f"training {state.n_params:,} parameters on {info['path']} ({info['characters']:,} characters, "
               f"{info['vocab_size']} distinct): {trainer.world} process(es) x batch {s.batch_size} x {s.block_size} "
-              f"characters per step, steps {trainer.step} -> {s.max_iters}, device {trainer.device.type}", flush=True)
+              f"characters per step, steps {state.global_step} -> {s.max_iters}, device {trainer.device.type}",
+              flush=True)
+        self.print_warnings(trainer)
         if sys.stdout.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=s.max_iters, initial=trainer.step, unit="it", dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=s.max_iters, initial=state.global_step, unit="it", dynamic_ncols=True, leave=True)
+
+    def print_warnings(self, trainer):
+        """The run state's plain-words warnings (memorising, ...), each once."""
+        for warning in trainer.state.warnings:
+            if warning not in self.warned:
+                self.warned.add(warning)
+                self.write(f"warning: {warning}")
+
+    def write(self, line):
+        self.bar.write(line) if self.bar is not None else print(line, flush=True)
 
     def on_step_end(self, trainer, step, loss, lr):
         if self.bar is not None:
@@ -94,8 +107,8 @@ class Console(TrainerCallback):
                 self.bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", refresh=False)
 
     def on_evaluate(self, trainer, record):
-        line = f"step {record['step']}: train {record['train_loss']:.4f}, val {record['val_loss']:.4f}"
-        self.bar.write(line) if self.bar is not None else print(line, flush=True)
+        self.write(f"step {record['step']}: train {record['train_loss']:.4f}, val {record['val_loss']:.4f}")
+        self.print_warnings(trainer)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -104,14 +117,18 @@ class Console(TrainerCallback):
 
     def on_train_end(self, trainer, reason):
         self.close()
-        out_dir, step, last = trainer.out_dir, trainer.step, trainer.log_history[-1]
+        state, out_dir = trainer.state, trainer.out_dir
+        step, last = state.global_step, state.last_eval
         resume = ("python" if trainer.world == 1 else f"torchrun --nproc-per-node {trainer.world}") + \
             f" train.py --out-dir {shlex.quote(str(out_dir))} --resume"
+        kept = "" if state.model_step in (None, step) else \
+            f"; the folder's model is step {state.model_step}'s (--keep best)"
         result = (f"step {step}, train {last['train_loss']:.4f}, val {last['val_loss']:.4f} "
-                  f"(best {trainer.best_val_loss:.4f}) in {trainer.elapsed():.0f} s; saved to {out_dir}")
+                  f"(best {state.best_val_loss:.4f} at step {state.best_step}) in {trainer.elapsed():.0f} s; saved to "
+                  f"{out_dir}{kept}")
         if reason == "stopped":
-            print(f"stopped by {self.signals.name or 'request'} at step {step}; saved to {out_dir}. "
-                  f"Continue with: {resume}", flush=True)
+            print(f"stopped by {self.signals.name or 'request'} at step {step}: train {last['train_loss']:.4f}, val "
+                  f"{last['val_loss']:.4f}; saved to {out_dir}{kept}. Continue with: {resume}", flush=True)
         elif reason == "time_limit":
             print(f"time limit (--max-seconds {trainer.settings.max_seconds:g}) reached: {result}. Continue with: "
                   f"{resume} --max-seconds SECONDS (a larger budget; the time so far counts)", flush=True)
@@ -202,27 +219,29 @@ def setup(given: dict, start_time: float, callbacks: list) -> tuple[Trainer, str
                                         saved=state["settings"] if state else None)
     if state:
         saved = state["settings"]
-        changed = [f"{flag_name(k)} {given[k]} (saved: {saved[k]})" for k in MODEL_DIMS
-                   if getattr(settings, k) != saved[k]]
+        # A dimension differs because a flag asked for it or because --preset brought it (then it is not in given).
+        changed = [f"{flag_name(k)} {getattr(settings, k)}{'' if k in given else f' (from --preset {settings.preset})'}"
+                   f" (saved: {saved.get(k)})" for k in MODEL_DIMS if getattr(settings, k) != saved.get(k)]
         if changed:
             raise TrainingError(
                 f"--resume: {out_dir} holds a model of different dimensions than asked: {', '.join(changed)}. "
                 "Resume with the saved dimensions, or start a new model with --overwrite or another --out-dir"
             )
-        if "data" not in given and not state["data_path"]:
+        if "data" not in given and not state["data_path"] and not (out_dir / TEXT_FILE_NAME).is_file():
             raise TrainingError(f"--resume: {out_dir} was trained on a text given in memory; pass it with --data")
     if given.get("push_every_eval") and not given.get("push_to_hub"):
         raise TrainingError("--push-every-eval needs --push-to-hub REPO_ID")
     if "data" in given:
         data_path = Path(given["data"])
     else:
-        data_path = Path(state["data_path"]) if state else default_data_path()
+        # A text given in memory (the demo's) was saved in the folder as train.txt.
+        data_path = (Path(state["data_path"]) if state["data_path"] else out_dir / TEXT_FILE_NAME) if state \
+            else default_data_path()
     display = given.get("data") or (state["data"]["path"] if state else str(data_path))
     trainer = Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
                       overwrite=given.get("overwrite", False), data_name=display, start_time=start_time,
                       data_changed=given.get("data_changed", False))
     return trainer, model_files_problem(out_dir, state) if state else None
-
 
 
 def default_data_path() -> Path:
