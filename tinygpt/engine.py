@@ -132,6 +132,8 @@ class Trainer:
             "characters": len(corpus), "vocab_size": len(self.chars), "val_repeats_train": round(repeats, 4),
         }
         self.data_fingerprint = corpus.fingerprint()
+        if resume_state is not None:
+            data_info.update(self._check_same_text(corpus, resume_state, data_changed))
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
         self.model = TinyGPTForCausalLM(s.model_config(vocab_size=len(self.chars)))
@@ -142,8 +144,6 @@ class Trainer:
             train_batch_size=s.batch_size, training_args=dict(s.to_dict(), num_processes=self.world), data=data_info,
             command=s.to_command(data_info["path"], self.run_name, self.world), run_name=self.run_name,
         )
-        if resume_state is not None:
-            self._check_same_text(corpus, resume_state, data_changed)
         if repeats > REPEATS_WARNING:
             self.state.warn(repeats_warning(repeats))
         fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}  # one kernel for all params
@@ -166,10 +166,10 @@ class Trainer:
         if resume_state is not None:
             self._restore(resume_state)
 
-    def _check_same_text(self, corpus, state, data_changed):
+    def _check_same_text(self, corpus, state, data_changed) -> dict:
         """A resumed run continues on the text it was trained on: the same characters always (the vocabulary),
-        the same text unless `data_changed`, which trainer_state.json's "data" then records. Checkpoints
-        written before the fingerprint existed are checked by their characters only."""
+        the same text unless `data_changed`, which trainer_state.json's "data" then records (returned: what to add
+        to it). Checkpoints written before the fingerprint existed are checked by their characters only."""
         if state["chars"] != "".join(self.chars):
             raise TrainingError(
                 f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
@@ -177,11 +177,8 @@ class Trainer:
                 "differ; resume with the original --data"
             )
         saved, before = state.get("data_fingerprint"), state.get("data") or {}
-        if saved is None or saved == self.data_fingerprint:
-            for key in ("data_changed_at_step", "previous_data"):  # an earlier change stays on record
-                if key in before:
-                    self.data_info[key] = before[key]
-            return
+        if saved is None or saved == self.data_fingerprint:  # an earlier change stays on record
+            return {key: before[key] for key in ("data_changed_at_step", "previous_data") if key in before}
         if not data_changed:
             then = before.get("characters")
             how = (f"{len(corpus):,} characters where that text had {then:,}" if then not in (None, len(corpus))
@@ -191,8 +188,7 @@ class Trainer:
                 "resume with the original --data, or pass --data-changed to continue training on this text "
                 "(trainer_state.json records the change)"
             )
-        self.data_info["data_changed_at_step"] = state["step"]
-        self.data_info["previous_data"] = before
+        return {"data_changed_at_step": state["step"], "previous_data": before}
 
     def _restore(self, state):
         self.optimizer.load_state_dict(state["optimizer"])
