@@ -355,7 +355,19 @@ def main(argv=None) -> int:
         demo.launch(
             server_name=args.host, server_port=args.port, share=args.share or None, theme=gr.themes.Soft(), css=CSS,
             max_file_size=2 * TRAIN_MAX_BYTES,  # much bigger uploads are refused before they are even stored
+            quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
         )
+        print(f"* Running on local URL:  {demo.local_url}", flush=True)
+        print(f"* Running on public URL: {demo.share_url}" if demo.share_url else
+              "* To create a temporary public link, run app.py with --share", flush=True)
+        demo.block_thread()
+    except OSError as err:  # gradio: "Cannot find empty port in range: ..." and a traceback
+        if "empty port" not in str(err):
+            raise
+        busy = f"port {args.port} is in use" if args.port else "no free port from 7860 to 7959"
+        print(f"app.py: error: {busy}; pass a free one with --port (without --port the demo takes the first free "
+              "port from 7860)", file=sys.stderr)
+        return 1
     finally:
         trainings.close()
     return 0

@@ -81,10 +81,12 @@ class AppServer:
     Output goes to `log_path` (a file, so a chatty server can never block on a full pipe).
     """
 
-    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 90.0):
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 90.0,
+                 python: str = sys.executable, app: Path = APP):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, str(APP), *args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.args = [str(python), str(app), *args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.cwd = Path(app).parent  # the repository, or a Space's folder
         self.log_path = Path(log_path)
         self.env = env if env is not None else app_env()
         self.timeout = timeout
@@ -94,7 +96,7 @@ class AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
+            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
         )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:

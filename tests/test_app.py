@@ -421,3 +421,18 @@ def test_bad_model_exits_nonzero_from_the_command_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("app.py: error:"), f"{name}: {err!r}"
         assert cases[name][1] in lines[0], f"{name}: {lines[0]}"
         assert "Running on" not in out, f"{name}: the server started"
+
+
+def test_a_busy_port_is_one_line_and_the_startup_lines_point_to_share(server, model_dir, tmp_path):
+    """The running server says how to get a public link with app.py's own flag (gradio's says `launch()`); a second
+    server on its port stops with one line instead of gradio's traceback."""
+    deadline = time.monotonic() + 30  # gradio answers /config a moment before launch() returns and we print
+    while "--share" not in (log := server.log()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"* Running on local URL:  {server.url}/" in log
+    assert "run app.py with --share" in log and "launch()" not in log
+    busy = subprocess.run([sys.executable, str(APP), "--model", str(model_dir), "--port", str(server.port)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=app_env(), timeout=120)
+    assert busy.returncode == 1, busy.stderr
+    assert busy.stderr.strip() == (f"app.py: error: port {server.port} is in use; pass a free one with --port "
+                                   "(without --port the demo takes the first free port from 7860)")

@@ -357,24 +357,27 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     assert hub.read_file("tester/demo", "data/tinyshakespeare.txt", repo_type="space") == bundled.read_bytes()
     assert f"and tinygpt/ ({len(package)} Python files: the training engine) and the Train tab's bundled text" in out
 
-    requirements = [Requirement(line) for line in
-                    hub.read_file("tester/demo", "requirements.txt", repo_type="space").decode().splitlines()]
+    lines = hub.read_file("tester/demo", "requirements.txt", repo_type="space").decode().splitlines()
+    assert lines[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"  # torch's CPU build: no GPU there
+    requirements = [Requirement(line) for line in lines[1:]]
     by_name = {canonicalize_name(r.name): r for r in requirements}
     engine_needs = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate", "gradio",
                     "matplotlib", "tqdm")
     assert set(engine_needs) <= set(by_name) and "tinygpt" not in by_name  # tinygpt is the uploaded folder
     assert by_name["gradio"].extras == {"oauth"}  # gr.LoginButton's dependencies, for the push with the Hub's sign-in
-    from importlib.metadata import requires, version
+    import tomllib
+    from importlib.metadata import version
 
-    pyproject = {canonicalize_name(Requirement(line).name): Requirement(line).specifier
-                 for line in requires("tinygpt") if "extra ==" not in line}  # pyproject.toml's dependencies
-    for name in engine_needs:  # pyproject's ranges, which the versions these tests run on satisfy
-        assert by_name[name].specifier == pyproject[name], name
-        assert by_name[name].specifier.contains(version(name).split("+")[0]), (name, by_name[name])
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pyproject = {canonicalize_name(Requirement(line).name): Requirement(line).specifier for line in dependencies}
+    for name in engine_needs:  # the versions these tests run on (torch's "+cpu" label left to the index)
+        assert str(by_name[name].specifier) == f"=={version(name).split('+')[0]}", (name, by_name[name])
+        assert pyproject[name].contains(version(name).split("+")[0]), (name, by_name[name])
 
     card = SpaceCard.load(hf_hub_download("tester/demo", "README.md", repo_type="space", endpoint=hub.url))
     assert card.data.sdk == "gradio"
     assert card.data.app_file == "app.py"
+    assert card.data.python_version == "3.11"  # the Hub's default is 3.10, where transformers 5.24+ does not install
     assert card.data.models == ["tester/tiny"]
     assert card.data.title == "demo"
     assert card.data.hf_oauth is True and card.data.hf_oauth_scopes == ["write-repos"]  # the sign-in push works
@@ -398,11 +401,13 @@ def test_space_for_a_missing_model_warns(hub, api, app_file, capsys):
 
 
 def test_space_requirements_list_what_the_sources_import_but_not_tinygpt():
+    from importlib.metadata import version
+
     base = space_requirements("import gradio\nimport torch\n")
-    assert base[0].startswith("torch") and not any(r.startswith("tinygpt") for r in base)
+    assert base[1] == f"torch=={version('torch').split('+')[0]}" and not any(r.startswith("tinygpt") for r in base)
     # a lazy import counts; `import tinygpt` is the uploaded folder, not a requirement
     lines = space_requirements("import tinygpt\n", "def f():\n    import pandas\n")
-    assert lines[: len(base)] == base and lines[len(base):] == ["pandas"]
+    assert lines[: len(base)] == base and lines[len(base):] == [f"pandas=={version('pandas')}"]
 
 
 @pytest.mark.parametrize("config, message", [

@@ -2,6 +2,7 @@ import ast
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from tinygpt import CharTokenizer, char_tokenizer
@@ -95,3 +96,28 @@ def test_the_remote_code_file_imports_only_what_a_hub_user_has():
         elif isinstance(node, ast.ImportFrom) and node.level == 0:  # relative: the other copied code files
             imported.add(node.module.split(".")[0])
     assert imported <= {"__future__", "transformers", "tokenizers", "typing", "collections"}, imported
+
+
+def test_bos_and_eos_are_the_first_character_without_being_special(small_text, model_dir):
+    """Tools that need a text boundary (lm-evaluation-harness starts each text with BOS, else EOS) get id 0, the
+    character the seed starts generating from; it stays an ordinary character that nothing drops or stops at."""
+    from transformers import AutoModelForCausalLM, pipeline
+
+    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("\n", "\n", "\n")
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 0, 0)
+    assert tok.all_special_ids == [] and tok.special_tokens_map == {}
+    assert tok("All:\n", add_special_tokens=True)["input_ids"] == tok("All:\n")["input_ids"]  # nothing added
+    tok.save_pretrained(model_dir)
+    config = (model_dir / "tokenizer_config.json").read_text()
+    assert "bos_token" not in config and "eos_token" not in config  # not saved: every load would make them special
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True)
+    assert model.generation_config.eos_token_id is None
+    with torch.no_grad():
+        model.head.bias[0] = 100.0  # the model now always predicts id 0, "\n"
+    out = model.generate(**tok(["Al", "All:"], padding=True, return_tensors="pt"), max_new_tokens=10, do_sample=False)
+    assert out.shape == (2, 14)  # generation does not stop at the EOS character
+    assert tok.batch_decode(out[:, 4:], skip_special_tokens=True) == ["\n" * 10] * 2
+    text = pipeline("text-generation", model=model, tokenizer=tok)("All:", max_new_tokens=5, do_sample=False)
+    assert text[0]["generated_text"] == "All:\n\n\n\n\n"

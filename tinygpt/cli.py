@@ -11,6 +11,7 @@ from .common import OneLineArgumentParser, one_line, quiet_libraries
 # subcommand -> (module, one-line help)
 COMMANDS = {
     "generate": ("tinygpt.generate", "stream text from a model folder or Hub repo"),
+    "evaluate": ("tinygpt.evaluate", "loss and bits per character of a model on a held-out text"),
     "convert-seed": ("tinygpt.convert", "turn a state_dict of the blog series' GPT into a tinygpt folder"),
     "push": ("tinygpt.push", "share a model folder on the Hugging Face Hub, with a fresh model card"),
     "space": ("tinygpt.space", "make a Gradio Space that runs the demo app on a Hub model"),

@@ -50,14 +50,21 @@ MODEL_ID_VARIABLE = "MODEL_ID"
 # The package folder uploaded beside app.py, so the Space's Train tab has the training engine (app.py imports
 # `tinygpt` from the folder it sits in; a Space pip-installs only requirements.txt).
 PACKAGE_DIR = Path(__file__).resolve().parent
-# What app.py and the engine need on a Space, first in requirements.txt (with tinygpt's own version ranges),
-# followed by anything else they import.
+# What app.py and the engine need on a Space, first in requirements.txt (pinned to the versions installed here,
+# which the tests ran), followed by anything else they import.
 SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
                       "gradio", "matplotlib", "tqdm")
 # Extras a Space needs: gradio's OAuth ("Sign in with Hugging Face", so a visitor pushes their trained model with
 # their own token). The Space's README asks the Hub for it (`hf_oauth`, with the write-repos scope).
 SPACE_EXTRAS = {"gradio": ["oauth"]}
 SPACE_OAUTH_SCOPES = ["write-repos"]
+# The Python the Hub builds the Space with (it takes 3.10 unless the README names one; transformers >= 5.24 needs
+# 3.11): the oldest that tinygpt supports, the one its tests run on.
+SPACE_PYTHON = "3.11"
+# PyTorch's index of CPU-only wheels, the first line of requirements.txt: on Linux, PyPI's torch is the CUDA build
+# (gigabytes of libraries a Space on the free CPU hardware never uses). pip prefers its `2.13.0+cpu` to PyPI's
+# `2.13.0` for `torch==2.13.0`. On GPU hardware, delete that line.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The Train tab's default text, uploaded at the same path beside app.py (where app.py looks for it).
 BUNDLED_TEXT = "data/tinyshakespeare.txt"
 
@@ -299,7 +306,7 @@ model is a matter of changing that variable in the Space's settings. The `tinygp
 tinygpt package: the demo's logic and the training engine that the app's Train tab runs, by default on
 `data/tinyshakespeare.txt`. A visitor who signs in with the Hub (`hf_oauth`) can push the model they trained.
 
-The same app runs locally:
+The same app runs locally, on Python {{ python }} or newer:
 
 ```bash
 pip install -r requirements.txt
@@ -307,6 +314,9 @@ python app.py --model {{ model_id }}
 ```
 
 and its API endpoint `/generate` takes `(prompt, max_new_tokens, temperature, top_k, top_p, seed)`.
+`requirements.txt` pins the versions tinygpt was tested with and takes PyTorch's CPU-only build (its first
+line, `--extra-index-url {{ torch_index }}`): the free CPU hardware has no GPU.
+On GPU hardware, delete that line.
 
 ## Hardware
 
@@ -328,8 +338,9 @@ def create_space(
 
     The Space gets app.py unchanged, the `tinygpt/` package (its .py files: the demo's logic and the training
     engine behind the Train tab), `data/tinyshakespeare.txt` (the Train tab's bundled text, where the checkout has
-    it), a requirements.txt (what app.py and the package import, with tinygpt's version ranges; `gradio[oauth]`), a
-    README.md whose YAML says `sdk: gradio`, `app_file: app.py`, a title, `models: [model_id]` and `hf_oauth: true`
+    it), a requirements.txt (what app.py and the package import, pinned to the installed versions; PyTorch's CPU
+    wheel index; `gradio[oauth]`), a README.md whose YAML says `sdk: gradio`, `python_version`, `app_file: app.py`,
+    a title, `models: [model_id]` and `hf_oauth: true`
     (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model
     id that the Hub does not know is a warning (push it next), not an error; a repo that is not a tinygpt model is
     refused (`NotATinyGPTModelError`). `app_file` defaults to the app.py of the tinygpt checkout.
@@ -429,11 +440,13 @@ def space_card(space_id: str, model_id: str, endpoint: str):
         colorTo="gray",
         pinned=False,
         short_description=f"Character-level GPT demo: {model_id}"[:60],
+        python_version=SPACE_PYTHON,
         hf_oauth=True,  # the Train tab's "Sign in with Hugging Face", to push a trained model with your own token
         hf_oauth_scopes=SPACE_OAUTH_SCOPES,
     )
     return SpaceCard.from_template(card_data, template_str=SPACE_CARD_TEMPLATE, title=title, model_id=model_id,
-                                   model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE)
+                                   model_url=f"{endpoint.rstrip('/')}/{model_id}", variable=MODEL_ID_VARIABLE,
+                                   python=SPACE_PYTHON, torch_index=TORCH_CPU_INDEX)
 
 
 def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
@@ -448,11 +461,13 @@ def find_app_file(app_file: str | os.PathLike | None = None) -> Path:
 def space_requirements(*sources: str) -> list[str]:
     """requirements.txt lines for a Space running these Python sources (app.py and the tinygpt package).
 
-    `SPACE_REQUIREMENTS` first, then every other installed distribution the sources import (anywhere in a file:
-    lazy imports count), each with the version range tinygpt itself requires (what the tests run against), else
-    unpinned. tinygpt is not listed: the package folder is uploaded beside app.py.
+    A `--extra-index-url` line for PyTorch's CPU-only wheels first (`TORCH_CPU_INDEX`), then `SPACE_REQUIREMENTS`, then every
+    other installed distribution the sources import (anywhere in a file: lazy imports count). Each is pinned to
+    the version installed here, the one the tests ran (a local label such as torch's `+cpu` dropped: the index
+    decides the build), else given tinygpt's own range, else unpinned. tinygpt is not listed: the package folder is
+    uploaded beside app.py.
     """
-    pinned = _tinygpt_requirements()
+    ranges = _tinygpt_requirements()
     names = list(SPACE_REQUIREMENTS)
     from importlib.metadata import packages_distributions
 
@@ -465,9 +480,10 @@ def space_requirements(*sources: str) -> list[str]:
                 names.append(dist)
     from packaging.requirements import Requirement
 
-    lines = []
+    lines = [f"--extra-index-url {TORCH_CPU_INDEX}"]
     for name in names:
-        requirement = Requirement(pinned.get(name, name))
+        installed = _installed_version(name)
+        requirement = Requirement(f"{name}=={installed.split('+')[0]}" if installed else ranges.get(name, name))
         requirement.extras = set(SPACE_EXTRAS.get(name, ()))
         lines.append(str(requirement))
     return lines
@@ -504,10 +520,8 @@ def _tinygpt_requirements() -> dict[str, str]:
 
 
 def _pyproject_dependencies() -> list[str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: requirements stay unpinned
-        return []
+    import tomllib
+
     try:
         with open(PACKAGE_DIR.parent / "pyproject.toml", "rb") as f:
             return tomllib.load(f)["project"]["dependencies"]

@@ -77,7 +77,8 @@ def resolve_model_dir(name_or_path: str, revision: str | None = None) -> Path:
         check_local_folder(path, name_or_path, "and not a Hub repo id, which is user/name")
         return path
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
 
     try:
         return Path(snapshot_download(name_or_path, revision=revision, allow_patterns=MODEL_FILES))
@@ -90,6 +91,12 @@ def resolve_model_dir(name_or_path: str, revision: str | None = None) -> Path:
             f"{name_or_path}: no such folder, and no such Hub repo (or it is private: log in with `hf auth login` "
             "or set HF_TOKEN)"
         ) from None
+    except LocalEntryNotFoundError as err:  # the Hub did not answer (offline, a wrong HF_ENDPOINT) and no cached copy
+        from huggingface_hub import constants
+
+        cause = one_line(err.__cause__) if err.__cause__ else one_line(err)
+        raise ModelLoadError(f"{name_or_path}: no such folder, and no such repo reachable on the Hub "
+                             f"({constants.ENDPOINT}: {cause})") from None
     except (HfHubHTTPError, OSError) as err:
         raise ModelLoadError(f"{name_or_path}: could not download it from the Hub: {one_line(err)}") from None
 

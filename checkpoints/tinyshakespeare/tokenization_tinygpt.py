@@ -24,15 +24,42 @@ class CharTokenizer(PreTrainedTokenizerFast):
     occurrence of that character, usually every newline. So the pad token is not saved at all; this class
     answers `pad_token` itself. (A plain `PreTrainedTokenizerFast` load of the folder, without
     `trust_remote_code=True`, has no pad token and no named errors, but decodes exactly.)
+
+    For the same reason `bos_token` and `eos_token` are answered, not registered: both are that same first
+    character, where the seed starts generating (`torch.zeros((1, 1))`; in tiny Shakespeare the newline between
+    speeches). Tools that need a text boundary ask for them: lm-evaluation-harness predicts a text's first
+    character after the BOS token and ends the answers of its generation tasks at the EOS text. Nothing adds them
+    to prompts (`add_bos_token` is off), and generation does not stop at them: `generate()` reads `eos_token_id`
+    from the generation config, which has none.
     """
 
     @property
     def pad_token(self) -> str:
-        return self._special_tokens_map.get("pad_token") or self.convert_ids_to_tokens(0)
+        return self._boundary_token("pad_token")
 
     @property
     def pad_token_id(self) -> int:
         return self.convert_tokens_to_ids(self.pad_token)
+
+    @property
+    def bos_token(self) -> str:
+        return self._boundary_token("bos_token")
+
+    @property
+    def bos_token_id(self) -> int:
+        return self.convert_tokens_to_ids(self.bos_token)
+
+    @property
+    def eos_token(self) -> str:
+        return self._boundary_token("eos_token")
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.convert_tokens_to_ids(self.eos_token)
+
+    def _boundary_token(self, name: str) -> str:
+        # One set by hand (`tokenizer.pad_token = ...` stores it as a real special token) wins.
+        return self._special_tokens_map.get(name) or self.convert_ids_to_tokens(0)
 
     def unknown_characters(self, text: str | list | tuple) -> list[str]:
         """The characters of `text` (a string or a nested list of strings) that are not in the vocabulary."""
