@@ -585,7 +585,7 @@ def test_train_push_to_hub(hub, api, tmp_path, small_text):
     state = json.loads((out_dir / "trainer_state.json").read_text())
     assert card.data.val_loss == pytest.approx(round(state["best_val_loss"], 4))
     assert 'from_pretrained("tester/trained", trust_remote_code=True)' in card.text
-    assert "## A sample" in card.text and "Reproduce it with" in card.text  # train.py's sample and command
+    assert "## A sample" in card.text and "Reproduce it from the root of a tinygpt checkout" in card.text  # train.py's sample and command
 
     model, tokenizer = load_pretrained("tester/trained")
     local, _ = load_pretrained(out_dir)
