@@ -318,3 +318,55 @@ def test_overwrite_never_deletes_the_inputs(tmp_path, seed_checkpoint, capsys):
     code, _, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", tmp_path, "--overwrite")
     assert code == 2 and "which --overwrite would delete" in err
     assert path.is_file() and corpus.is_file()
+
+
+@pytest.mark.parametrize(("key", "shape", "message"), [
+    ("blocks.1.sa.heads.2.key.weight", (15, 48), "tensor blocks.1.sa.heads.2.key.weight has shape (15, 48), "
+                                                 "expected (16, 48)"),
+    ("blocks.0.ffwd.net.0.weight", (100, 48), "tensor blocks.0.ffwd.net.0.weight has shape (100, 48), "
+                                              "expected (192, 48)"),
+    ("head.bias", (7,), "tensor head.bias has shape (7,), expected ("),
+    ("token_embedding.weight", (48,), "tensor token_embedding.weight has shape (48,), expected 2 dimensions"),
+    ("position_embedding.weight", (24, 40), "tensor position_embedding.weight has shape (24, 40), expected "
+                                            "(block_size, 48)"),
+])
+def test_a_tensor_of_the_wrong_shape_is_named_in_one_line(tmp_path, seed_checkpoint, capsys, key, shape, message):
+    seed, _, corpus = seed_checkpoint
+    state = seed.state_dict()
+    state[key] = torch.zeros(shape)
+    path = tmp_path / "odd.pt"
+    torch.save(state, path)
+    code, out, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", tmp_path / "out")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_old_folder(tmp_path, seed_checkpoint, trained_folder, monkeypatch,
+                                                           capsys):
+    """What safetensors raises on a full disk (not an OSError) is said as one, and nothing changes."""
+    from safetensors import SafetensorError
+
+    def disk_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    _, path, corpus = seed_checkpoint
+    before = _snapshot(trained_folder)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", disk_full)
+    code, _, err = run_in_process(capsys, "convert-seed", path, "--data", corpus, "--out", trained_folder,
+                                  "--overwrite")
+    assert code == 2 and err.splitlines() == [
+        f"tinygpt convert-seed: error: could not write {trained_folder} (disk full: No space left on device); the "
+        "old folder is intact"]
+    assert _snapshot(trained_folder) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_usage_errors_are_one_line(capsys):
+    from tinygpt import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["convert-seed", "seed.pt", "--data", "x.txt", "--out", "o", "--attn-scale", "foo"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("tinygpt convert-seed: error: argument --attn-scale: invalid choice: 'foo'")

@@ -379,5 +379,5 @@ def test_the_readme_snippet(tmp_path, monkeypatch):
     lines = printed.getvalue()
     assert lines.count(", val loss ") == 3 and lines.rstrip().endswith("finished")  # steps 0, 300 and 600
     assert "step 600, val loss " in lines
-    assert trainer_state(tmp_path / "my-model")["global_step"] == 600
-    load_pretrained(tmp_path / "my-model")
+    assert trainer_state(tmp_path / "out" / "my-model")["global_step"] == 600
+    load_pretrained(tmp_path / "out" / "my-model")

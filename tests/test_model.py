@@ -148,7 +148,7 @@ def test_save_pretrained_round_trip(tmp_path, model):
     # the copied code imports only torch, transformers and each other
     for code in ("configuration_tinygpt.py", "modeling_tinygpt.py"):
         imports = [l for l in (tmp_path / code).read_text().splitlines() if l.startswith(("import ", "from "))]
-        assert all(l.split()[1].split(".")[0] in {"torch", "transformers", "huggingface_hub", "math", ""} or l.startswith("from .") for l in imports), imports
+        assert all(l.split()[1].split(".")[0] in {"torch", "transformers", "huggingface_hub", "math", "dataclasses", ""} or l.startswith("from .") for l in imports), imports
 
 
 # ---------------------------------------------------------------- generation
@@ -323,3 +323,71 @@ def test_default_generation_samples_from_the_whole_softmax_like_the_seed(tmp_pat
     reference = seed_model.generate(prompt, 60)  # the seed's own sampling loop
     torch.manual_seed(7)
     assert loaded.generate(prompt, max_new_tokens=60).tolist() == reference.tolist()
+
+
+# ---------------------------------------------------------------- transformers' machinery: attention, masks, caches
+
+
+def test_attn_implementation_is_chosen_at_load_and_recorded(tmp_path, model):
+    """transformers' attention interface: sdpa by default, eager on request (the seed's Head written out, with its
+    weights), the same logits; the config records the choice."""
+    model.save_pretrained(tmp_path)
+    x = torch.randint(0, model.config.vocab_size, (2, 9))
+    mask = torch.ones_like(x)
+    mask[0, :3] = 0
+    logits = {}
+    for implementation in ("sdpa", "eager"):
+        loaded = AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        assert loaded.config._attn_implementation == implementation
+        with torch.no_grad():
+            logits[implementation] = loaded(x, attention_mask=mask).logits
+    assert model.config._attn_implementation == "sdpa"
+    assert (logits["sdpa"] - logits["eager"])[1].abs().max() < 1e-5  # padding rows differ only where padded
+    assert (logits["sdpa"] - logits["eager"])[0, 3:].abs().max() < 1e-5
+
+
+@pytest.mark.slow
+def test_flex_attention_gives_the_same_logits(model):
+    """flex_attention where the installed torch has it (on a CPU: inference only, compiled on first use)."""
+    x = torch.randint(0, model.config.vocab_size, (2, 9))
+    with torch.no_grad():
+        expected = model(x).logits
+        model.set_attn_implementation("flex_attention")
+        assert (model(x).logits - expected).abs().max() < 1e-5
+
+
+def test_custom_4d_mask_and_position_ids_as_transformers_defines_them(model):
+    """transformers' test_custom_4d_attention_mask: three continuations of one shared prefix in one row, each seeing
+    only the prefix and itself (a float 4-D mask, repeated positions), give the logits of three separate rows."""
+    ids = torch.randint(0, model.config.vocab_size, (1, 6))
+    allowed = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0],
+                            [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 1, 0], [1, 1, 1, 0, 0, 1]])
+    mask = (allowed == 0).float()[None, None] * torch.finfo(torch.float32).min
+    with torch.no_grad():
+        shared = model(ids, attention_mask=mask, position_ids=torch.tensor([[0, 1, 2, 3, 3, 3]])).logits
+        separate = model(torch.cat([ids[:, :3].expand(3, -1), ids[0, 3:, None]], dim=1)).logits
+    assert (shared[0, 3:] - separate[:, -1]).abs().max() < 1e-5
+
+
+def test_packed_sequences_by_position_ids_do_not_see_each_other(model):
+    """No mask, no cache (a training batch) and positions that restart: transformers' create_causal_mask keeps the
+    packed texts apart."""
+    a, b = (torch.randint(0, model.config.vocab_size, (1, n)) for n in (5, 7))
+    positions = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    with torch.no_grad():
+        packed = model(torch.cat([a, b], dim=1), position_ids=positions, use_cache=False).logits
+        assert (packed[:, :5] - model(a).logits).abs().max() < 1e-5
+        assert (packed[:, 5:] - model(b).logits).abs().max() < 1e-5
+
+
+def test_generation_past_block_size_attaches_nothing_to_the_callers_cache(model):
+    """The sliding window's state lives in generate()'s inputs (forward hands back an empty cache), never in
+    attributes set on transformers' objects."""
+    from transformers import StaticCache
+
+    prompt = torch.randint(0, model.config.vocab_size, (1, 4))
+    for cache in (DynamicCache(config=model.config), StaticCache(config=model.config, max_cache_len=model.config.block_size)):
+        out = model.generate(prompt, cache=cache, max_new_tokens=2 * model.config.block_size, do_sample=False,
+                             return_dict_in_generate=True)
+        assert not any("tinygpt" in name for obj in (cache, *cache.layers) for name in vars(obj))
+        assert out.sequences.shape[1] == 4 + 2 * model.config.block_size

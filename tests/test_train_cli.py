@@ -184,3 +184,14 @@ def test_a_failed_push_keeps_the_model_says_so_once_prints_the_retry_and_exits_3
                                 env=child_env(**env), capture_output=True, text=True, timeout=120)
         assert pushed.returncode == 0, pushed.stderr
         assert server.read_file("tester/tiny", "model.safetensors") == (out_dir / "model.safetensors").read_bytes()
+
+
+def test_a_diverging_run_is_one_line_and_exit_4_in_a_real_process(tmp_path, corpus):
+    """The issue's `--learning-rate 1e9`: was a 33-line traceback from the sample, exit 1, repeated by --resume."""
+    out_dir = tmp_path / "run"
+    result = run_train(["--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 200, "--eval-interval", 50,
+                        "--learning-rate", "1e9"], cwd=tmp_path)
+    assert result.returncode == 4 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("train.py: error: training diverged: the loss became nan at step ")
+    assert trainer_state(out_dir)["global_step"] == 0
+    load_pretrained(out_dir)

@@ -1,5 +1,6 @@
 """Checkpoints of a training run: the whole output folder replaced file by file, atomically, and the resume state.
-(`replace_folder` swaps a whole folder at once instead, for `tinygpt convert-seed --overwrite`.)
+(`replace_folder` swaps a whole folder at once instead: `tinygpt convert-seed --overwrite` and the first save of
+`train.py --overwrite`, so the old model stays until a complete new one takes its place in one move.)
 
 The output folder is always a loadable `save_pretrained` folder. A checkpoint is first written in full to a
 staging folder inside it (`.tmp-checkpoint/`, same filesystem), every file flushed to disk, and only then moved
@@ -8,7 +9,10 @@ disk at any instant leaves each file either the old one or the new one, never a 
 staging folder is being written nothing in the folder changes at all.
 
 Within a run the model's shapes never change, so a folder whose files come from two neighbouring checkpoints
-still loads. `--resume` reads only `training_state.pt`: one self-contained file with the step, the weights, the
+still loads. A run's first save moves its resume state in first and config.json last, so a kill at any instant
+leaves a folder that resumes, or one that holds no model at all (nothing to refuse or to overwrite).
+Whatever a serialiser raises while writing (an OSError, safetensors' SafetensorError, torch's "unexpected pos"
+RuntimeError on a full disk) comes out as one CheckpointError, its errno found where the serialiser hid it. `--resume` reads only `training_state.pt`: one self-contained file with the step, the weights, the
 optimizer, the sampling and dropout random states of every process and the log, so the resume state can never
 be a mix of two steps either.
 """
@@ -16,11 +20,15 @@ be a mix of two steps either.
 from __future__ import annotations
 
 import errno
+import glob
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,8 +40,12 @@ RESUME_FILES = (TRAINING_STATE_NAME, "train.txt")  # train.txt: a text given in 
 # Moved into place last, in this order: config.json completes a loadable model only once its weights, code and
 # tokenizer are there, and the resume state follows the model it describes.
 LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
+# A run's first save: the resume state first (from then on the folder resumes), config.json last (from then on
+# it loads); killed before the resume state, the folder holds no model and the same command starts afresh.
+FIRST_SAVE_FIRST, FIRST_SAVE_LAST = (TRAINING_STATE_NAME,), ("trainer_state.json", "loss.png", "README.md",
+                                                             "config.json")
 STATE_FORMAT = 1
-# Files of a trained folder; --overwrite removes them (config.json first) just before the new run's first save.
+# Files of a trained folder: what --overwrite replaces (everything else in the folder is carried over).
 OUTPUT_FILES = (
     "config.json", "generation_config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py",
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenization_tinygpt.py",
@@ -42,46 +54,115 @@ OUTPUT_FILES = (
 
 
 class CheckpointError(OSError):
-    """Saving or reading a checkpoint failed; the message says what survived."""
+    """Saving or reading a checkpoint failed; the message says what survived. A failed write has the errno of
+    the cause where one is known (`errno`, `strerror`), whatever the serialiser wrapped it in."""
+
+    @classmethod
+    def saying(cls, message: str, cause: OSError) -> CheckpointError:
+        """`message` as the whole text, with the errno of `cause` kept (so callers can still tell a full disk)."""
+        err = cls(message)
+        err.errno = cause.errno
+        return err
 
 
-def write_checkpoint(out_dir: Path, write_files: Callable[[Path], None]) -> list[str]:
+def write_checkpoint(out_dir: Path, write_files: Callable[[Path], None], first: bool = False) -> list[str]:
     """Let `write_files(staging)` write a full checkpoint, then move its files into `out_dir` atomically.
 
-    Returns the names of the files written. On any error while writing (e.g. a full disk) the staging folder is
-    removed and `out_dir` is exactly as before; the OSError propagates for the caller to describe.
+    `first`: the run's first save into this folder (see FIRST_SAVE_FIRST). Returns the names of the files
+    written. On any error while writing (e.g. a full disk) the staging folder is removed, `out_dir` is exactly
+    as before and a CheckpointError (`write_error`) propagates for the caller to describe.
     """
     staging = out_dir / STAGING_NAME
-    if staging.exists():  # left by a run that was killed while saving
-        shutil.rmtree(staging)
-    staging.mkdir()
+    with write_errors(out_dir):
+        if staging.exists():  # left by a run that was killed while saving
+            shutil.rmtree(staging)
+        staging.mkdir()
     stage_files(staging, write_files)
     names = sorted(p.name for p in staging.iterdir())
-    ordered = [n for n in names if n not in LAST] + [n for n in LAST if n in names]
-    for name in ordered:
-        os.replace(staging / name, out_dir / name)
-    fsync_dir(out_dir)
-    staging.rmdir()
+    if first:
+        head = [n for n in FIRST_SAVE_FIRST if n in names]
+        tail = [n for n in FIRST_SAVE_LAST if n in names]
+    else:
+        head, tail = [], [n for n in LAST if n in names]
+    ordered = head + [n for n in names if n not in head and n not in tail] + tail
+    with write_errors(out_dir):
+        for name in ordered:
+            os.replace(staging / name, out_dir / name)
+        fsync_dir(out_dir)
+        staging.rmdir()
     return ordered
 
 
 def stage_files(staging: Path, write_files: Callable[[Path], None], whole_folder: bool = False) -> None:
     """Let `write_files(staging)` write into `staging`, give every file the usual permissions (some writers, such
     as safetensors, create 0600 files) and flush it to disk; `whole_folder`: the folder itself too, as it will
-    take another folder's place. On any error `staging` is removed and the error propagates."""
+    take another folder's place. On any error `staging` is removed and a CheckpointError propagates."""
     try:
-        write_files(staging)
-        umask = _umask()
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                os.chmod(path, 0o666 & ~umask)
-                fsync_file(path)
-        if whole_folder:
-            os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a folder train.py makes has the usual mode
-            fsync_dir(staging)
+        with write_errors(staging):
+            write_files(staging)
+            umask = _umask()
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
+                    os.chmod(path, 0o666 & ~umask)
+                    fsync_file(path)
+            if whole_folder:
+                os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a folder train.py makes has the usual mode
+                fsync_dir(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextmanager
+def write_errors(folder: Path) -> Iterator[None]:
+    """Whatever writing into `folder` raises (an Exception, not a kill or Ctrl-C) becomes a CheckpointError."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise write_error(err, folder) from err
+
+
+def write_error(err: BaseException, folder: Path | None = None) -> CheckpointError:
+    """A CheckpointError with the errno behind `err`: an OSError's own, one in its cause or context (torch.save
+    to a file object raises RuntimeError("unexpected pos ...") from the OSError), "(os error 28)" in
+    safetensors' message, or, when nothing says, ENOSPC if `folder`'s disk has no space left."""
+    code = _errno_of(err)
+    if code is None and folder is not None and _no_space_left(folder):
+        code = errno.ENOSPC
+    if code is not None:
+        return CheckpointError(code, os.strerror(code))
+    text = str(err).strip()
+    return CheckpointError(f"{type(err).__name__}: {text.splitlines()[0] if text else 'no message'}")
+
+
+def _errno_of(err: BaseException | None) -> int | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno:
+            return err.errno
+        found = re.search(r"\(os error (\d+)\)|\[Errno (\d+)\]", str(err))
+        if found:
+            return int(found.group(1) or found.group(2))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _no_space_left(folder: Path) -> bool:
+    for path in (folder, *folder.parents):
+        try:
+            stats = os.statvfs(path)
+        except (OSError, AttributeError):  # gone already, or Windows
+            continue
+        return stats.f_bavail * stats.f_frsize < 64 * 1024
+    return False
+
+
+def describe_write_error(err: OSError) -> str:
+    """'disk full: No space left on device', 'write failed: Read-only file system', ..."""
+    return f"{'disk full' if is_disk_full(err) else 'write failed'}: {err.strerror or err}"
 
 
 def _umask() -> int:
@@ -90,29 +171,77 @@ def _umask() -> int:
     return mask
 
 
-def replace_folder(out_dir: Path, write_files: Callable[[Path], None]) -> None:
+def replace_folder(out_dir: Path, write_files: Callable[[Path], None],
+                   carry: Callable[[str], bool] | None = None) -> None:
     """Let `write_files(staging)` fill a new folder, then put it at `out_dir` in one step.
 
     The staging folder is a hidden sibling (same filesystem), its files written in full, given the usual
-    permissions and flushed to disk (`stage_files`, as train.py's checkpoints); only then does
-    it take `out_dir`'s place: an atomic exchange of the two folders where the system has one (Linux), else two
-    renames (a crash between them leaves both folders, under hidden names, and nothing half-written). On an
-    error while writing, the staging folder is removed and `out_dir` is exactly as before.
+    permissions and flushed to disk (`stage_files`, as train.py's checkpoints); `carry(name)`: entries of the
+    old folder to keep, hard-linked (else copied) into the new one. Only then does it take `out_dir`'s place: an
+    atomic exchange of the two folders where the system has one (Linux), else two renames (a crash between them
+    leaves both folders, under hidden names, and nothing half-written). The old folder is removed after. On an
+    error while writing, the staging folder is removed, `out_dir` is exactly as before and a CheckpointError
+    propagates. Hidden siblings left by a process killed in here are removed first.
     """
-    parent = out_dir.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    out_dir = Path(os.path.realpath(out_dir))  # a symbolic link keeps pointing at the (new) folder
+    parent = out_dir.parent
+    with write_errors(parent):
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out_dir)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     stage_files(staging, write_files, whole_folder=True)
-    if not out_dir.exists():
-        os.rename(staging, out_dir)
-    elif _exchange(staging, out_dir):
-        shutil.rmtree(staging)  # now the old folder
+    try:
+        with write_errors(staging):
+            if carry is not None and out_dir.is_dir():
+                for entry in sorted(out_dir.iterdir()):
+                    if carry(entry.name):
+                        _link_copy(entry, staging / entry.name)
+                fsync_dir(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
+    with write_errors(parent):
+        if not out_dir.exists():
+            os.rename(staging, out_dir)
+        elif _exchange(staging, out_dir):
+            old = staging  # now the old folder
+        else:  # killed between these two, `remove_leftovers` puts the old folder back
+            os.rename(out_dir, old)
+            os.rename(staging, out_dir)
+    # The new folder is in place: what follows is cleaning up (a leftover is removed next time).
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        fsync_dir(parent)
+    except OSError:
+        pass
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """Remove the hidden siblings `replace_folder` leaves when killed: a staged new folder that never took
+    `out_dir`'s place, or the old folder it replaced; `out_dir` is the folder to keep. Where the system cannot
+    exchange two folders and the kill fell between the two renames, the old folder is put back first."""
+    real = Path(os.path.realpath(out_dir))
+    name = glob.escape(real.name)
+    old = sorted(real.parent.glob(f".{name}.old-*"))
+    if old and not real.exists():
+        os.rename(old[-1], real)
+    for leftover in [*real.parent.glob(f".{name}.tmp-*"), *real.parent.glob(f".{name}.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _link_copy(source: Path, target: Path) -> None:
+    """`source` (a file, link or folder) at `target` too: hard links where the filesystem has them, else copies."""
+    def link(src, dst):
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=link)
     else:
-        old = staging.with_name(staging.name.replace(".tmp-", ".old-", 1))
-        os.rename(out_dir, old)
-        os.rename(staging, out_dir)
-        shutil.rmtree(old)
-    fsync_dir(parent)
+        link(source, target)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -159,8 +288,10 @@ def is_disk_full(err: BaseException) -> bool:
 
 
 def save_training_state(path: Path, state: dict) -> None:
-    """`torch.save` of plain containers and tensors only, so `torch.load(..., weights_only=True)` reads it."""
-    torch.save({"format": STATE_FORMAT, **state}, path)
+    """`torch.save` of plain containers and tensors only, so `torch.load(..., weights_only=True)` reads it.
+    Through a Python file object, so a full disk keeps its OSError (as the context of torch's RuntimeError)."""
+    with open(path, "wb") as f:
+        torch.save({"format": STATE_FORMAT, **state}, f)
 
 
 def load_training_state(out_dir: Path) -> dict:
@@ -177,7 +308,9 @@ def load_training_state(out_dir: Path) -> dict:
     except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors vary
         raise CheckpointError(
             f"--resume: {path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            "start again with --overwrite"
+            + ("the model beside it is untouched (copy the folder elsewhere to keep it), but the run cannot continue "
+               "exactly: start again with --overwrite" if (out_dir / "config.json").is_file() else
+               "start again with --overwrite")
         ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"--resume: {path} is not a tinygpt resume state (format {STATE_FORMAT})")
@@ -209,6 +342,11 @@ def restore_rng(state: dict, device: torch.device, sampler: torch.Generator) -> 
 # The output folder before the first checkpoint.
 
 
+def holds_model(out_dir: Path) -> bool:
+    """Does the folder hold a model or a run's resume state (what --overwrite is needed to replace)?"""
+    return out_dir.is_dir() and any((out_dir / name).exists() for name in ("config.json", TRAINING_STATE_NAME))
+
+
 def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool) -> bool:
     """Refuse to overwrite a model silently, and check the folder can be written before training starts.
 
@@ -216,13 +354,21 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"--out-dir {out_dir} is a file; give a folder (it will be created if missing)")
-    has_run = out_dir.is_dir() and any((out_dir / name).exists() for name in ("config.json", TRAINING_STATE_NAME))
+    if is_main:
+        try:
+            remove_leftovers(out_dir)  # of an --overwrite save that was killed
+        except OSError as err:
+            raise CheckpointError(f"--out-dir {out_dir} is not writable: {err.strerror or err}") from None
+    has_run = holds_model(out_dir)
     if has_run and not resume and not overwrite:
         step = saved_step(out_dir)
+        what = "a model" if (out_dir / "config.json").exists() else "an unfinished first save of a run"
         raise CheckpointError(
-            f"--out-dir {out_dir} already holds a model{f' (step {step})' if step is not None else ''}: continue it "
-            "with --resume, replace it with --overwrite, or choose another --out-dir"
+            f"--out-dir {out_dir} already holds {what}{f' (step {step})' if step is not None else ''}: continue "
+            "it with --resume, replace it with --overwrite, or choose another --out-dir"
         )
+    if has_run and overwrite and not resume:
+        check_swappable(out_dir)
     if not is_main:
         return False
     created = not out_dir.exists()
@@ -236,11 +382,58 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
     return created
 
 
-def remove_old_model(out_dir: Path) -> None:
-    """--overwrite, at the new run's first save. Without its config.json first, the folder is briefly "no model"
-    rather than new weights under an old config of other dimensions."""
-    for name in OUTPUT_FILES:  # config.json first
-        (out_dir / name).unlink(missing_ok=True)
+def check_swappable(out_dir: Path) -> None:
+    """--overwrite swaps the whole folder (`replace_folder`): not possible for a mount point, and the working
+    directory would be left pointing at the deleted old folder."""
+    real = Path(os.path.realpath(out_dir))
+    if os.path.ismount(real):
+        raise CheckpointError(f"--out-dir {out_dir} is a mount point, which --overwrite cannot swap for the new "
+                              "model in one move; use a folder inside it")
+    cwd = Path(os.path.realpath(Path.cwd()))
+    if cwd == real or real in cwd.parents:
+        raise CheckpointError(f"--out-dir {out_dir} holds the working directory, which --overwrite would replace; "
+                              "run from outside it")
+
+
+def carried_over(name: str) -> bool:
+    """What an --overwrite save keeps of the old folder: everything that is not a file of the old model."""
+    return name not in OUTPUT_FILES and name != STAGING_NAME and not name.startswith(f"{STAGING_NAME}-probe-")
+
+
+def model_files_problem(out_dir: Path, state: dict) -> str | None:
+    """What is wrong with the model files of a folder whose resume state is `state`, or None if they are whole
+    and of the same step: a missing or unreadable file, weights that are not the resume state's."""
+    from safetensors import safe_open
+
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "trainer_state.json"):
+        try:
+            json.loads((out_dir / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, ValueError) as err:
+            return f"{name} cannot be read ({type(err).__name__})"
+    for name in ("configuration_tinygpt.py", "modeling_tinygpt.py"):
+        try:
+            compile((out_dir / name).read_bytes(), name, "exec")
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, ValueError, SyntaxError) as err:
+            return f"{name} cannot be read ({type(err).__name__})"
+    step = saved_step(out_dir)
+    if step != state["step"]:
+        return f"trainer_state.json is of step {step}, the resume state of step {state['step']}"
+    model = state.get("best_model") or state["model"]  # --keep best: the folder's model is the best step's
+    try:
+        with safe_open(out_dir / "model.safetensors", framework="pt") as weights:
+            for key in weights.keys():
+                expected = model.get(key)
+                if expected is None or not torch.equal(weights.get_tensor(key), expected):
+                    return f"model.safetensors's {key} is not the resume state's"
+    except FileNotFoundError:
+        return "model.safetensors is missing"
+    except Exception as err:  # noqa: BLE001 - a truncated or damaged file: safetensors' errors vary
+        return f"model.safetensors cannot be read ({type(err).__name__})"
+    return None
 
 
 def saved_step(out_dir: Path) -> int | None:
@@ -254,10 +447,9 @@ def saved_step(out_dir: Path) -> int | None:
 
 
 def describe_save_error(out_dir: Path, step: int, kept_step: int | None, err: OSError) -> str:
-    kept = f"the previous checkpoint (step {kept_step})" if kept_step is not None else "the folder"
-    full = is_disk_full(err)
-    return (
-        f"could not save step {step} to {out_dir} ({'disk full' if full else 'write failed'}: "
-        f"{err.strerror or err}); {kept} is intact. {'Free some space' if full else 'Fix that'} and continue "
-        "with --resume"
-    )
+    fix = "Free some space" if is_disk_full(err) else "Fix that"
+    if kept_step is None:  # nothing of this run is in the folder: what was there before still is
+        return (f"could not save step {step} to {out_dir} ({describe_write_error(err)}); nothing was changed in the "
+                f"folder. {fix} and run the command again")
+    return (f"could not save step {step} to {out_dir} ({describe_write_error(err)}); the previous checkpoint (step "
+            f"{kept_step}) is intact. {fix} and continue with --resume")

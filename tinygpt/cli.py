@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from .common import quiet_libraries
+from .common import OneLineArgumentParser, one_line, quiet_libraries
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
@@ -19,7 +19,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygpt", description="A tiny character-level GPT for the Hugging Face ecosystem.")
+    parser = OneLineArgumentParser(prog="tinygpt", description="A tiny character-level GPT for the Hugging Face ecosystem.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return importlib.import_module(args.module).run(args)
     except (ValueError, OSError) as err:  # bad input: one clear line, no traceback
-        print(f"tinygpt {args.command}: error: {err}", file=sys.stderr)
+        print(f"tinygpt {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -6,6 +6,7 @@ beside it (a Space made by `tinygpt space` uploads the folder with app.py), inst
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,14 @@ def one_line(err: BaseException) -> str:
     """The first line of an exception's message (or its type's name): what a user is shown, without a traceback."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) like every other error, not the usage block.
+    Subcommands made with `add_subparsers().add_parser` are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def quiet_libraries() -> None:

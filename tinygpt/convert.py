@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import replace_folder
+from .checkpoint import CheckpointError, describe_write_error, replace_folder
 from .common import one_line
 from .configuration_tinygpt import TinyGPTConfig
-from .corpus import read_corpus
+from .corpus import CorpusError, check_text_file, read_corpus
 from .modeling_tinygpt import TinyGPTForCausalLM
 from .tokenization import char_tokenizer
 
@@ -73,10 +73,12 @@ def load_seed_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def check_torch_file(path: Path) -> None:
     """Raise a one-line `SeedConversionError` unless `path` looks like a `torch.save` file. Reads bytes only."""
-    if path.is_dir():
-        raise SeedConversionError(f"{path}: is a folder, not a checkpoint file; {EXPECTED}")
-    if not path.is_file():
-        raise SeedConversionError(f"{path}: no such file")
+    try:
+        check_text_file(path, "the checkpoint file")
+    except CorpusError as err:
+        if path.is_dir():
+            raise SeedConversionError(f"{path}: is a folder, not a checkpoint file; {EXPECTED}") from None
+        raise SeedConversionError(str(err)) from None
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -130,6 +132,13 @@ def infer_config(state: dict[str, torch.Tensor], **overrides) -> TinyGPTConfig:
     for key in ("token_embedding.weight", "position_embedding.weight"):
         if key not in state:
             raise SeedConversionError(_key_report(state, missing=[key]))
+        if state[key].dim() != 2:
+            raise SeedConversionError(f"tensor {key} has shape {tuple(state[key].shape)}, expected 2 dimensions "
+                                      "(rows, n_embd)")
+    if state["position_embedding.weight"].shape[1] != state["token_embedding.weight"].shape[1]:
+        raise SeedConversionError(
+            f"tensor position_embedding.weight has shape {tuple(state['position_embedding.weight'].shape)}, "
+            f"expected (block_size, {state['token_embedding.weight'].shape[1]}): the token embedding's width")
     vocab_size, n_embd = state["token_embedding.weight"].shape
     block_size = state["position_embedding.weight"].shape[0]
     layers = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
@@ -144,12 +153,18 @@ def infer_config(state: dict[str, torch.Tensor], **overrides) -> TinyGPTConfig:
 
 def seed_to_tinygpt_state_dict(state: dict[str, torch.Tensor], config: TinyGPTConfig) -> dict[str, torch.Tensor]:
     """Rename the seed's tensors to tinygpt's, stacking each block's per-head key/query/value into `qkv`."""
-    expected = _expected_seed_keys(config)
-    missing = sorted(expected - state.keys())
+    shapes = _expected_seed_shapes(config)
+    missing = sorted(shapes.keys() - state.keys())
     # The causal-mask buffers (`tril`) carry no learned weights; tinygpt computes the mask.
-    unexpected = sorted(k for k in state.keys() - expected if not re.fullmatch(r"blocks\.\d+\.sa\.heads\.\d+\.tril", k))
+    unexpected = sorted(k for k in state.keys() - shapes.keys() if not re.fullmatch(r"blocks\.\d+\.sa\.heads\.\d+\.tril", k))
     if missing or unexpected:
         raise SeedConversionError(_key_report(state, missing, unexpected))
+    for key, shape in shapes.items():  # before any tensor is stacked: torch.cat's error names none of them
+        if tuple(state[key].shape) != shape:
+            raise SeedConversionError(
+                f"tensor {key} has shape {tuple(state[key].shape)}, expected {shape} for the model the other "
+                f"tensors describe (n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
+                f"block_size={config.block_size}, vocab_size={config.vocab_size})")
 
     out = {}
     for key, tensor in state.items():
@@ -163,13 +178,21 @@ def seed_to_tinygpt_state_dict(state: dict[str, torch.Tensor], config: TinyGPTCo
     return out
 
 
-def _expected_seed_keys(config: TinyGPTConfig) -> set[str]:
-    keys = {"token_embedding.weight", "position_embedding.weight", "ln_f.weight", "ln_f.bias", "head.weight", "head.bias"}
+def _expected_seed_shapes(config: TinyGPTConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the series' GPT of these sizes, with its shape (nn.Linear's weight is (out, in))."""
+    V, C, T = config.vocab_size, config.n_embd, config.block_size
+    hs = C // config.n_head
+    shapes = {"token_embedding.weight": (V, C), "position_embedding.weight": (T, C), "ln_f.weight": (C,),
+              "ln_f.bias": (C,), "head.weight": (V, C), "head.bias": (V,)}
     for layer in range(config.n_layer):
         block = f"blocks.{layer}"
-        keys |= {f"{block}.{m}.{p}" for m in ("ln1", "ln2", "sa.proj", "ffwd.net.0", "ffwd.net.2") for p in ("weight", "bias")}
-        keys |= {f"{block}.sa.heads.{h}.{m}.weight" for h in range(config.n_head) for m in ("key", "query", "value")}
-    return keys
+        shapes.update({f"{block}.{m}.{p}": (C,) for m in ("ln1", "ln2") for p in ("weight", "bias")})
+        shapes.update({f"{block}.sa.proj.weight": (C, C), f"{block}.sa.proj.bias": (C,),
+                       f"{block}.ffwd.net.0.weight": (4 * C, C), f"{block}.ffwd.net.0.bias": (4 * C,),
+                       f"{block}.ffwd.net.2.weight": (C, 4 * C), f"{block}.ffwd.net.2.bias": (C,)})
+        shapes.update({f"{block}.sa.heads.{h}.{m}.weight": (hs, C) for h in range(config.n_head)
+                       for m in ("key", "query", "value")})
+    return shapes
 
 
 def _key_report(state, missing=(), unexpected=()) -> str:
@@ -217,7 +240,12 @@ def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_emb
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    replace_folder(out_dir, write_files)
+    existed = out_dir.is_dir() and any(out_dir.iterdir())
+    try:
+        replace_folder(out_dir, write_files)
+    except CheckpointError as err:  # a full disk, a read-only folder, ...: said in one line, nothing changed
+        kept = "the old folder is intact" if existed else "nothing was written"
+        raise CheckpointError.saying(f"could not write {out_dir} ({describe_write_error(err)}); {kept}", err) from err
     return model, tokenizer
 
 

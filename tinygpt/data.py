@@ -16,6 +16,7 @@ characters, one to write the ids; a resumed run reuses the file when its source 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +47,12 @@ class EncodedCorpus:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def fingerprint(self) -> str:
+        """A sha256 of the text (its characters, then its ids): what a resumed run checks it continues on."""
+        digest = hashlib.sha256("".join(self.chars).encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(memoryview(np.ascontiguousarray(self.ids)).cast("B"))  # no copy of a large corpus
+        return "sha256:" + digest.hexdigest()
 
     def split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(train, val): the first 90 % and the last 10 % of the ids, as tensors sharing this memory."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import threading
 import time
@@ -27,8 +28,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (
-    TRAINING_STATE_NAME, CheckpointError, capture_rng, describe_save_error, prepare_out_dir, remove_old_model,
-    restore_rng, save_training_state, write_checkpoint,
+    OUTPUT_FILES, TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error,
+    prepare_out_dir, replace_folder, restore_rng, save_training_state, write_checkpoint,
 )
 from . import data as data_module
 from .configuration_tinygpt import TinyGPTConfig
@@ -40,13 +41,16 @@ from .data import (
 from .device import resolve_device
 from .generation import generation_kwargs
 from .run_state import RunState
-from .settings import DTYPES, TrainingError, TrainingSettings
+from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings
 
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
 TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
 REPEATS_WARNING = 0.25  # warn when more than this share of the val passages occur in the training text
+# The training losses are checked for NaN/inf at every evaluation and save, and at least this often: one device
+# sync per this many steps (none on the hot path), so a diverged run stops within this many steps.
+FINITE_CHECK_EVERY = 100
 
 
 class TrainerCallback:
@@ -70,17 +74,21 @@ class TrainerCallback:
 class Trainer:
     """One training run: build it from settings and a text (`text=` or `data_path=`), then `train()`. Bad input
     raises TrainingError/ValueError here. `resume_state` (`checkpoint.load_training_state`) continues a saved
-    run exactly; `overwrite` replaces a model already in `out_dir` (at the first save). `run_name` is how the
+    run exactly, on the same text unless `data_changed` (then trainer_state.json's "data" records the step);
+    `overwrite` replaces a model already in `out_dir` (at the first save, in one move). `run_name` is how the
     card's load snippet and the reproduce command name the model (default: `out_dir`); a server that trains into a
     temporary folder names the run after what the user downloads instead. `init_from` (a model folder or Hub
     repo id, the same as the init_from setting) fine-tunes that model: its dimensions replace the settings'.
+    `train()` raises CheckpointError when a save fails and TrainingDiverged when the loss stops being finite; the
+    folder keeps its last good checkpoint.
 
     The engine imports no card writer and no command-line module: train.py and the demo subscribe
     `publish.ModelCardWriter` (card + loss plot in every checkpoint) like any other callback."""
 
     def __init__(self, settings: TrainingSettings, text: str | None = None, data_path=None, out_dir="out",
                  callbacks=(), *, resume_state=None, overwrite=False, data_name=None, start_time=None,
-                 sample_length=SAMPLE_LENGTH, run_name=None, init_from=None):
+                 sample_length=SAMPLE_LENGTH, run_name=None, init_from=None,
+                 data_changed=False):
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
         settings = _project_paths(settings)
@@ -113,13 +121,13 @@ class Trainer:
             self.callbacks += reporting_callbacks(s.report_targets())
         created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
         try:
-            self._build(text, data_path, data_name, resume_state)
+            self._build(text, data_path, data_name, resume_state, data_changed)
         except BaseException:
             if created:  # leave no empty folder behind a run that could not start
                 shutil.rmtree(self.out_dir, ignore_errors=True)
             raise
 
-    def _build(self, text, data_path, data_name, resume_state):
+    def _build(self, text, data_path, data_name, resume_state, data_changed=False):
         from .modeling_tinygpt import TinyGPTForCausalLM
         from .tokenization import tokenizer_from_characters
 
@@ -153,12 +161,9 @@ class Trainer:
         }
         if base_chars:  # a fine-tune's vocabulary starts with the base model's characters
             data_info["base_vocab_size"] = len(base_chars)
-        if resume_state is not None and resume_state["chars"] != "".join(self.chars):
-            raise TrainingError(
-                f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
-                f"model in {self.out_dir} was trained on ({len(resume_state['chars'])}), so the vocabularies "
-                "differ; resume with the original --data"
-            )
+        self.data_fingerprint = corpus.fingerprint()
+        if resume_state is not None:
+            data_info.update(self._check_same_text(corpus, resume_state, data_changed))
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
         self.model = TinyGPTForCausalLM(self._model_config(base_model, resume_state))
@@ -190,6 +195,7 @@ class Trainer:
         # (training_state.pt always holds the latest weights, so --resume continues the last step exactly).
         self.best_weights, self.best_weights_step = None, None
         self.saved_step = None  # the step the folder's checkpoint holds
+        self._unchecked_losses = []  # (step, loss tensor) since the last finiteness check: no sync to keep them
         self.resumed, self.resume_note = resume_state is not None, None
         if resume_state is not None:
             self._restore(resume_state)
@@ -225,6 +231,30 @@ class Trainer:
         from .finetune import grown_config
 
         return grown_config(base, len(self.chars), s.dropout)
+
+    def _check_same_text(self, corpus, state, data_changed) -> dict:
+        """A resumed run continues on the text it was trained on: the same characters always (the vocabulary),
+        the same text unless `data_changed`, which trainer_state.json's "data" then records (returned: what to add
+        to it). Checkpoints written before the fingerprint existed are checked by their characters only."""
+        if state["chars"] != "".join(self.chars):
+            raise TrainingError(
+                f"--resume: {corpus.path} has a different set of characters ({len(self.chars)}) than the text the "
+                f"model in {self.out_dir} was trained on ({len(state['chars'])}), so the vocabularies "
+                "differ; resume with the original --data"
+            )
+        saved, before = state.get("data_fingerprint"), state.get("data") or {}
+        if saved is None or saved == self.data_fingerprint:  # an earlier change stays on record
+            return {key: before[key] for key in ("data_changed_at_step", "previous_data") if key in before}
+        if not data_changed:
+            then = before.get("characters")
+            how = (f"{len(corpus):,} characters where that text had {then:,}" if then not in (None, len(corpus))
+                   else "the same characters, but not the same text")
+            raise TrainingError(
+                f"--resume: {corpus.path} is not the text the model in {self.out_dir} was trained on ({how}); "
+                "resume with the original --data, or pass --data-changed to continue training on this text "
+                "(trainer_state.json records the change)"
+            )
+        return {"data_changed_at_step": state["step"], "previous_data": before}
 
     def _restore(self, state):
         self.optimizer.load_state_dict(state["optimizer"])
@@ -275,7 +305,10 @@ class Trainer:
                     self.evaluate(step)
                     self.save(step)
                 loss = self.train_step(step)
+                self._unchecked_losses.append((step, loss.detach()))
                 step = self.step = step + 1
+                if len(self._unchecked_losses) >= FINITE_CHECK_EVERY:
+                    self._check_finite()
                 self._emit("on_step_end", step, loss, s.learning_rate_at(step - 1))
             self.state.status = reason  # recorded in the last checkpoint
             if not self._evaluated(step):  # the final model's losses and sample: a stopped one too, never older ones
@@ -319,6 +352,30 @@ class Trainer:
             wanted = int(self.accelerator.gather(torch.tensor([wanted], device=self.device)).max())
         return (None, "stopped", "time_limit")[wanted]
 
+    def _check_finite(self) -> None:
+        """Raise TrainingDiverged naming the first step whose training loss was NaN or infinite (on any process),
+        from the losses kept since the last check: one device sync for all of them."""
+        losses, self._unchecked_losses = self._unchecked_losses, []
+        bad = None
+        if losses:
+            finite = torch.isfinite(torch.stack([loss for _, loss in losses]))
+            if not bool(finite.all()):
+                index = int((~finite).nonzero()[0])
+                bad = (losses[index][0], losses[index][1].item())
+        if self.world > 1:  # every process stops at the same check, naming the earliest bad step of any
+            first = torch.tensor([bad[0] if bad else -1], device=self.device)
+            steps = self.accelerator.gather(first)
+            steps = steps[steps >= 0]
+            if len(steps) and (bad is None or int(steps.min()) < bad[0]):
+                bad = (int(steps.min()), float("nan"))
+        if bad is not None:
+            self._diverged(*bad)
+
+    def _diverged(self, step: int, value: float) -> None:
+        """Stop with the folder as it is: its last checkpoint is the last good model."""
+        self.state.status = "diverged"
+        raise TrainingDiverged(step, value, self.settings.learning_rate_at(step), self.out_dir, self.saved_step)
+
     def _evaluated(self, step: int) -> bool:
         return bool(self.log_history) and self.log_history[-1]["step"] == step
 
@@ -330,8 +387,12 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- evaluation
 
     def evaluate(self, step: int) -> dict:
-        """Losses and a sample of the model as it is at `step`, recorded in the state (and announced)."""
+        """Losses and a sample of the model as it is at `step`, recorded in the state (and announced); a
+        non-finite loss (since the last check, or now) raises TrainingDiverged before anything is sampled."""
+        self._check_finite()
         train_loss, val_loss = self.estimate_loss()
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # the last update broke the weights
+            self._diverged(step, val_loss if not math.isfinite(val_loss) else train_loss)
         record = {"step": step, "train_loss": train_loss, "val_loss": val_loss,
                   "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
                   "elapsed_s": round(self.elapsed(), 3)}
@@ -390,23 +451,35 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- saving
 
     def save(self, step: int) -> None:
-        """Checkpoint `step` into the output folder; every process takes part, the main one writes."""
+        """Checkpoint `step` into the output folder; every process takes part, the main one writes.
+
+        Never a non-finite model (TrainingDiverged instead). The run's first save into a folder that holds an old
+        model (--overwrite) builds the whole new folder aside and swaps it in (`replace_folder`); every other save
+        replaces files one by one (`write_checkpoint`). A failed write raises CheckpointError: the folder keeps
+        what it held."""
+        self._check_finite()
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged(step, float("nan"))
         rng = [capture_rng(self.device, self.sampler)]
         from accelerate.utils import broadcast_object_list, gather_object
 
         rng = gather_object(rng) if self.world > 1 else rng
         error = None
         if self.is_main:
-            if self._replace_old_model:
-                remove_old_model(self.out_dir)
-                self._replace_old_model = False
+            def write_files(staging):
+                self._write_files(staging, step, rng)
+
             try:
-                write_checkpoint(self.out_dir, lambda staging: self._write_files(staging, step, rng))
-            except OSError as err:
+                if self._replace_old_model and any((self.out_dir / name).exists() for name in OUTPUT_FILES):
+                    replace_folder(self.out_dir, write_files, carry=carried_over)
+                else:
+                    write_checkpoint(self.out_dir, write_files, first=self.saved_step is None)
+            except CheckpointError as err:
                 error = describe_save_error(self.out_dir, step, self.saved_step, err)
         error = broadcast_object_list([error])[0] if self.world > 1 else error
         if error:
             raise CheckpointError(error)
+        self._replace_old_model = False
         self.saved_step = step
         self._emit("on_save", step, self.out_dir)
 
@@ -430,7 +503,7 @@ class Trainer:
         save_training_state(staging / TRAINING_STATE_NAME, {
             "step": step, "settings": self.settings.to_dict(),
             "data_path": str(self.data_path) if self.data_path else None, "data": self.data_info,
-            "chars": "".join(self.chars),
+            "data_fingerprint": self.data_fingerprint, "chars": "".join(self.chars),
             "model_config": self.model.config.to_json_string() if self.settings.init_from else None,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,

@@ -32,6 +32,20 @@ class TrainingError(ValueError):
     """A setting or situation training cannot start from; the message says what to do."""
 
 
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite at `step`: the run stopped, and the output folder keeps its last good
+    checkpoint (`saved_step`, None if nothing was saved). train.py exits with status 4."""
+
+    def __init__(self, step: int, value: float, learning_rate: float, out_dir, saved_step: int | None):
+        self.step, self.value, self.learning_rate, self.saved_step = step, value, learning_rate, saved_step
+        lower = min(learning_rate / 10, 1e-3)  # a tenth, or the seed's rate if that is lower still
+        kept = (f"{out_dir} keeps the last good checkpoint (step {saved_step}); continue it with a lower rate, e.g. "
+                f"--resume --learning-rate {lower:g}") if saved_step is not None else \
+            f"nothing was saved; start again with a lower --learning-rate (e.g. {lower:g})"
+        super().__init__(f"training diverged: the loss became {value} at step {step} (learning rate "
+                         f"{learning_rate:g}, too high for this model); {kept}")
+
+
 def setting(default, help, group, check=None, choices=None, metavar=None):
     """A field of TrainingSettings; `{default}` in `help` shows the default."""
     return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices,
@@ -183,6 +197,8 @@ class TrainingSettings:
             kind = value_type(f)
             if kind is not type(value) and not (kind is float and type(value) is int):
                 raise TrainingError(f"{flag} must be {kind.__name__}, got {value!r}")
+            if kind is float and not math.isfinite(value):  # "inf" and "nan" parse as floats
+                raise TrainingError(f"{flag} must be a finite number, got {value}")
             choices = f.metadata.get("choices") or (tuple(self.PRESETS) if f.name == "preset" else None)
             if choices and value not in choices:
                 raise TrainingError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")

@@ -4,7 +4,8 @@ The settings come from `TrainingSettings` (its fields are the flags); the run is
 subscribers: the console (log lines and a progress bar), the model card writer and, with --push-to-hub, the
 Hub push. SIGINT/SIGTERM call `trainer.stop()`: the current step is saved and the command exits 0.
 Exit status: 0 done or stopped, 2 bad input or a failed save, 3 trained and saved but the Hub push failed,
-130 a second Ctrl-C.
+4 the loss became NaN or infinite (the folder keeps its last good checkpoint), 130 a second Ctrl-C. Each failure
+is one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,28 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import load_training_state
-from .common import one_line, quiet_libraries
+from .checkpoint import TRAINING_STATE_NAME, load_training_state, model_files_problem
+from .common import OneLineArgumentParser, one_line, quiet_libraries
 from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback, _project_path
 from .publish import HubPusher, ModelCardWriter
-from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name
+from .settings import MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path("data") / "tinyshakespeare.txt"
 DEFAULT_OUT_DIR = "out"
-PUSH_FAILED = 3
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit 2 like every other error of train.py."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+BAD_INPUT, PUSH_FAILED, DIVERGED = 2, 3, 4
 
 
 def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     """The settings' flags plus the run's own; every flag defaults to "not given" (SUPPRESS)."""
-    p = _OneLineParser(
+    p = OneLineArgumentParser(
         prog=prog, argument_default=argparse.SUPPRESS,
         description="Train a character-level GPT on any UTF-8 text. With no arguments: the blog series' settings "
         "on tiny Shakespeare. The output folder is a Hugging Face model folder (from_pretrained loads it) and is "
@@ -48,14 +42,18 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         "batch_size x N sequences; --max-iters, --eval-interval and the schedule count optimizer steps, whatever N "
         "is. Explicit flags override the preset, and on --resume the settings saved in the folder. Exit status: 0 "
         "done or stopped by a signal, 2 bad input or a failed save, 3 trained and saved but the --push-to-hub "
-        "upload failed (the `tinygpt push` command that retries it is printed), 130 a second Ctrl-C.",
+        "upload failed (the `tinygpt push` command that retries it is printed), 4 the loss became NaN or infinite "
+        "(the folder keeps its last good checkpoint; resume it with a lower --learning-rate), 130 a second Ctrl-C.",
     )
     io = p.add_argument_group("data and output")
     io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of "
                     "1 GiB or more is prepared once into a memory-mapped id file in the output folder")
     io.add_argument("--out-dir", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT_DIR})")
     io.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir, with its settings")
-    io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir")
+    io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir (the old one "
+                    "stays until the new run's first checkpoint takes its place in one move)")
+    io.add_argument("--data-changed", action="store_true", help="with --resume: continue on a --data text other "
+                    "than the run's (same characters); trainer_state.json records the step where it changed")
     io.add_argument("--preset", choices=TrainingSettings.list_presets(), help="seed: the blog series' "
                     "hyper-parameters (the defaults). cpu: best val loss per second on a laptop CPU: "
                     + ", ".join(f"{k} {v}" for k, v in TrainingSettings.PRESETS["cpu"].items()))
@@ -69,7 +67,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     return p
 
 
-RUN_OPTIONS = ("data", "out_dir", "resume", "overwrite", "push_to_hub", "push_every_eval")
+RUN_OPTIONS = ("data", "out_dir", "resume", "overwrite", "data_changed", "push_to_hub", "push_every_eval")
 
 
 class Console(TrainerCallback):
@@ -119,9 +117,13 @@ class Console(TrainerCallback):
         self.write(f"step {record['step']}: train {record['train_loss']:.4f}, val {record['val_loss']:.4f}")
         self.print_warnings(trainer)
 
-    def on_train_end(self, trainer, reason):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, trainer, reason):
+        self.close()
         state, out_dir = trainer.state, trainer.out_dir
         step, last = state.global_step, state.last_eval
         resume = ("python" if trainer.world == 1 else f"torchrun --nproc-per-node {trainer.world}") + \
@@ -166,16 +168,24 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
     given = vars(build_parser().parse_args(argv))
     is_main = os.environ.get("RANK", "0") == "0"
     signals, trainer = StopOnSignal(), None
+    console = Console(signals)
     try:
         quiet_libraries()
         pusher = HubPusher(given["push_to_hub"], given.get("push_every_eval", False)) if "push_to_hub" in given \
             else None
-        trainer = setup(given, start_time, [Console(signals), ModelCardWriter(given.get("push_to_hub"))]
-                        + ([pusher] if pusher else []))
+        trainer, damage = setup(given, start_time, [console, ModelCardWriter(given.get("push_to_hub"))]
+                                + ([pusher] if pusher else []))
+        if damage:  # the resume state is whole but the model beside it is not: rewrite it from the resume state
+            if is_main:
+                print(f"note: {trainer.out_dir}'s model files are damaged or incomplete ({damage}); rewriting them "
+                      f"from {TRAINING_STATE_NAME} (step {trainer.step})", flush=True)
+            trainer.save(trainer.step)
         if trainer.resumed and trainer.step >= trainer.settings.max_iters:
             if is_main:
-                print(f"nothing to do: {trainer.out_dir} is already at step {trainer.step} and --max-iters is "
-                      f"{trainer.settings.max_iters}; pass a larger --max-iters to train further", flush=True)
+                head = (f"repaired: {trainer.out_dir} is at step" if damage else
+                        f"nothing to do: {trainer.out_dir} is already at step")
+                print(f"{head} {trainer.step} and --max-iters is {trainer.settings.max_iters}; pass a larger "
+                      "--max-iters to train further", flush=True)
             return 0
         signals.install(trainer)
         trainer.train()
@@ -185,10 +195,11 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
                       f"{shlex.quote(str(trainer.out_dir))} {shlex.quote(pusher.repo_id)}", file=sys.stderr, flush=True)
             return PUSH_FAILED
         return 0
-    except (ValueError, OSError) as err:  # bad input or a failed save: one line, no traceback
+    except (ValueError, OSError) as err:  # bad input, a failed save or a diverged run: one line, no traceback
+        console.close()
         if is_main:
             print(f"train.py: error: {one_line(err)}", file=sys.stderr, flush=True)
-        return 2
+        return DIVERGED if isinstance(err, TrainingDiverged) else BAD_INPUT
     except KeyboardInterrupt:  # a second Ctrl-C: the folder keeps its last complete checkpoint
         if is_main:
             print("\ntrain.py: interrupted; the output folder keeps its last checkpoint", file=sys.stderr)
@@ -199,10 +210,13 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
             trainer.close()
 
 
-def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
-    """The settings (defaults < preset < the resumed run's < flags), the data and the folder, checked; the Trainer."""
+def setup(given: dict, start_time: float, callbacks: list) -> tuple[Trainer, str | None]:
+    """The settings (defaults < preset < the resumed run's < flags), the data and the folder, checked; the Trainer,
+    and what is wrong with the model files of a resumed folder (None if nothing)."""
     out_dir = Path(given.get("out_dir", DEFAULT_OUT_DIR))
     resume = given.get("resume", False)
+    if given.get("data_changed") and not resume:
+        raise TrainingError("--data-changed goes with --resume: it accepts a different text for a run that continues")
     state = None
     if resume:
         if not out_dir.is_dir():
@@ -246,8 +260,10 @@ def setup(given: dict, start_time: float, callbacks: list) -> Trainer:
         data_path = (Path(state["data_path"]) if state["data_path"] else out_dir / TEXT_FILE_NAME) if state \
             else default_data_path()
     display = (given.get("data") or (state["data"]["path"] if state else str(data_path))) if data_path else None
-    return Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
-                   overwrite=given.get("overwrite", False), data_name=display, start_time=start_time)
+    trainer = Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
+                      overwrite=given.get("overwrite", False), data_name=display, start_time=start_time,
+                      data_changed=given.get("data_changed", False))
+    return trainer, model_files_problem(out_dir, state) if state else None
 
 
 def default_data_path() -> Path:

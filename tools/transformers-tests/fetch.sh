@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# Put transformers' own test mixins into ./upstream, unmodified:
-#   - from the PyPI source distribution of the installed transformers version: tests/ (ModelTesterMixin,
-#     ConfigTester, TrainingTesterMixin, testing helpers);
-#   - from a local clone of the transformers repository (not in the sdist): tests/generation (GenerationTesterMixin),
-#     tests/exporters, tests/utils and utils/test_module. Pass its path as $1 (ideally checked out at the tag of the
-#     installed version); without it the generation tests cannot run and test_tinygpt_generic.py will not import.
+# Put the generic model tests of the INSTALLED transformers release into ./upstream, unmodified:
+#   - from that release's PyPI source distribution: tests/*.py (ModelTesterMixin, ConfigTester,
+#     TrainingTesterMixin, testing helpers). Checked for 5.25.0: the sdist has tests/ but not tests/generation,
+#     tests/exporters or tests/utils, which test_modeling_common.py imports;
+#   - those from a clone of the transformers repository (github.com/huggingface/transformers), checked out at the
+#     release's tag (v$version): tests/generation (GenerationTesterMixin), tests/exporters, tests/utils,
+#     utils/test_module. Pass the clone's path as $1; a clone at another commit is refused unless FORCE=1.
+# upstream/VERSION records the release; run.sh refuses tests fetched for another one.
 #
-#   bash fetch.sh [PATH_TO_TRANSFORMERS_CLONE]
+#   bash fetch.sh PATH_TO_TRANSFORMERS_CLONE
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-. "$ROOT/.venv/bin/activate"
+if [ -f "$ROOT/.venv/bin/activate" ]; then . "$ROOT/.venv/bin/activate"; fi
 version="$(python -c 'import transformers; print(transformers.__version__)')"
+if [ $# -lt 1 ]; then
+  echo "usage: bash fetch.sh PATH_TO_TRANSFORMERS_CLONE (at tag v$version): tests/generation is not in the sdist" >&2
+  exit 2
+fi
+clone="$1"
+if [ "${FORCE:-0}" != 1 ]; then
+  at="$(git -C "$clone" describe --tags --exact-match 2>/dev/null || echo "not a tagged commit")"
+  if [ "$at" != "v$version" ]; then
+    echo "the clone is at $at, not v$version: git -C $clone checkout v$version (or FORCE=1 to use it anyway)" >&2
+    exit 2
+  fi
+fi
 rm -rf "$HERE/upstream" && mkdir -p "$HERE/upstream"
 tmp="$(mktemp -d)"
 pip download -q --no-deps --no-binary :all: "transformers==$version" -d "$tmp"
 tar -xzf "$tmp"/transformers-*.tar.gz -C "$tmp"
 cp -r "$tmp"/transformers-*/tests "$HERE/upstream/tests"
-if [ $# -ge 1 ]; then
-  for part in tests/generation tests/exporters tests/utils utils/test_module; do
-    mkdir -p "$HERE/upstream/$(dirname "$part")" && rm -rf "$HERE/upstream/$part" && cp -r "$1/$part" "$HERE/upstream/$part"
-  done
-else
-  echo "note: no transformers clone given; tests/generation (GenerationTesterMixin) is missing" >&2
-fi
+for part in tests/generation tests/exporters tests/utils utils/test_module; do
+  mkdir -p "$HERE/upstream/$(dirname "$part")" && rm -rf "$HERE/upstream/$part" && cp -r "$clone/$part" "$HERE/upstream/$part"
+done
 rm -rf "$tmp"
 pip install -q parameterized pytest-timeout  # what transformers' tests import or this harness's pytest.ini uses
+echo "$version" > "$HERE/upstream/VERSION"
 echo "transformers $version tests in $HERE/upstream"

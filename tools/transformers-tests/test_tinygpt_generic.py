@@ -1,9 +1,9 @@
 """transformers' own generic model tests, run against tinygpt the way a model inside transformers is tested.
 
-The mixins come from transformers 5.24.0 (the PyPI sdist: tests/test_modeling_common.py,
-tests/test_configuration_common.py, tests/test_training_mixin.py) and from the transformers repository
-(tests/generation/test_utils.py, tests/exporters/test_export.py, tests/utils/test_configuration_utils.py; see
-README.md for the commit). They are used unmodified; this file only supplies the model tester.
+The mixins are those of the installed transformers release (fetch.sh: its PyPI sdist's tests/test_modeling_common.py,
+tests/test_configuration_common.py, tests/test_training_mixin.py, and the repository's tests/generation/test_utils.py,
+tests/exporters/test_export.py, tests/utils/test_configuration_utils.py at the release's tag). They are used
+unmodified; this file only supplies the model tester.
 
 TINYGPT_BLOCK_SIZE (default 64) sets the config's block_size. With 8, the 7-character test prompts plus the
 3 generated characters cross the window in every generation test.
