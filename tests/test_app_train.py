@@ -581,12 +581,11 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
     from tinygpt.checkpoint import CheckpointError
     from tinygpt.sessions import Sessions
 
-    diverged = getattr(settings, "TrainingDiverged", None) or type("TrainingDiverged", (settings.TrainingError,), {})
     trainings = demo_training.Trainings(Sessions(), max_seconds=MAX_SECONDS)
     error = {
         "write": CheckpointError(f"cannot write the checkpoint of step 300 to {trainings.root}/run-x/tinygpt-text: "
                                  "No space left on device; the checkpoint of step 0 is intact"),
-        "diverged": diverged("the loss became infinite at step 212; try a lower --learning-rate"),
+        "diverged": settings.TrainingDiverged(212, float("inf"), 0.01, trainings.root / "run-x" / "tinygpt-text", 0),
     }[failure]
 
     class FailingTrainer:
@@ -609,14 +608,14 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
     session.trained, session.use_trained = previous, True
 
     async def run():
-        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, Request())]
+        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, request=Request())]
 
     try:
         with pytest.raises(BadInput) as raised:
             asyncio.run(run())
         message = raised.value.message
         assert message.startswith("Training stopped: ") and "\n" not in message and str(trainings.root) not in message
-        assert {"write": "could not save the model", "diverged": "infinite at step 212"}[failure] in message
+        assert {"write": "could not save the model", "diverged": "became inf at step 212"}[failure] in message
         assert "previous model" in message
         assert session.trained is previous and session.use_trained and session.job is None  # nothing lost
     finally:
