@@ -60,7 +60,8 @@ def new_client(server) -> Client:
     return Client(server.url, verbose=False)
 
 
-def train(client, text=NEW_TEXT, size=SMALL, seconds=MAX_SECONDS, max_iters=60, start_from="scratch") -> list[dict]:
+def train(client, text=NEW_TEXT, size=SMALL, seconds=MAX_SECONDS, max_iters=60,
+          start_from="scratch") -> list[dict]:
     """/train to the end; every streamed progress dict."""
     job = client.submit(text, size, seconds, max_iters, start_from, api_name="/train")
     job.result(timeout=120)

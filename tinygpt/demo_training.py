@@ -392,7 +392,8 @@ class TrainingJob:
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
                 data = {"data_path": self.text.path} if self.text.path is not None else {"text": self.text.text}
-                trainer = Trainer(settings, **data, out_dir=self.folder, callbacks=[ModelCardWriter(), Bridge(emit, stop)],
+                trainer = Trainer(settings, **data, out_dir=self.folder,
+                                  callbacks=[ModelCardWriter(), Bridge(emit, stop)],
                                   data_name=_slug(name), run_name=self.folder.name,
                                   init_from=self.base.source if self.base is not None else None)
             except (TrainingError, ValueError) as err:
