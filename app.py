@@ -7,8 +7,9 @@
 `save_pretrained` or a Hub repo id; the default is the bundled `checkpoints/tinyshakespeare` next to this file.
 
 Three tabs: **Generate** streams text, **See inside** shows the next-character probabilities and every attention
-head, **Train** trains a new model on your text from scratch in the browser session (the bundled tiny
-Shakespeare, pasted text or an uploaded .txt), streaming its loss curve and a sample after every evaluation. When
+head, **Train** trains a model on your text in the browser session (the bundled tiny Shakespeare, pasted text or
+an uploaded .txt), from scratch or fine-tuning the served model, streaming its loss curve and a sample after every
+evaluation. When
 it ends (or Stop is pressed) that browser session's Generate and See inside use the new model; it can be
 downloaded as the folder train.py writes, or pushed to the Hub with the same code as `tinygpt push`.
 
@@ -23,11 +24,13 @@ API (`gradio_client.Client(url)`):
         -> prompt + continuation. temperature 0 is greedy, top_k 0 and top_p 1 are off. Same inputs and seed give
         the same text whatever else the server is doing: every request samples from its own seeded Generator.
     predict(prompt, api_name="/inspect") -> (top-10 table, attention maps as HTML, what the model sees)
-    submit(text, model_size=..., seconds=60, max_iters=0, api_name="/train") -> streams progress dicts
+    submit(text, model_size=..., seconds=60, max_iters=0, start_from="scratch", api_name="/train")
+        -> streams progress dicts. start_from "served" fine-tunes the served model (its size wins over model_size)
         (status: waiting | starting | training | stopping | finished | stopped | time_limit | cancelled; place and
         wait_s while waiting in line; step, max_iters, elapsed_s, time_left_s, train_loss, n_params; evaluations:
         [{step, train_loss, val_loss, elapsed_s, sample}]; best_step and best_val_loss: the evaluation whose model
-        is kept; warnings: plain words when the numbers mean memorising). Afterwards /generate and /inspect from the
+        is kept; warnings: plain words when the numbers mean memorising; start_from and base_model: what it started
+        from). Afterwards /generate and /inspect from the
         same Client use the trained model; another Client still gets the served one.
     predict(api_name="/stop_training") (also leaves the line), predict(api_name="/download") -> the model folder as
     a .zip, predict(repo_id, token, api_name="/push").
@@ -48,8 +51,8 @@ from transformers.utils import logging as hf_logging
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
 from tinygpt.demo_training import (
-    DEFAULT_SIZE, MODEL_SIZES, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS, TRAIN_MIN_SECONDS,
-    TRAIN_SECONDS, TrainPage, Trainings, hub_login_available,
+    DEFAULT_SIZE, MODEL_SIZES, SCRATCH, SERVED, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
+    TRAIN_MIN_SECONDS, TRAIN_SECONDS, ServedModel, TrainPage, Trainings, hub_login_available,
 )
 from tinygpt.sessions import MAX_TRAINED_MODELS, Sessions
 
@@ -99,9 +102,9 @@ the future: no peeking.
 """
 
 TRAIN_HELP = """\
-Train a new model from scratch on a text of your choice, right here: the loop from the final post (get a batch,
-predict every next character, nudge the weights), with a sample written after every evaluation. Watch it go from
-random characters to words. When it ends, or you press **Stop**, this tab's Generate and See inside use your model;
+Train a model on a text of your choice, right here: the loop from the final post (get a batch, predict every next
+character, nudge the weights), with a sample written after every evaluation. From scratch, watch it go from random
+characters to words; or fine-tune the model being served, which starts from what it already knows. When it ends, or you press **Stop**, this tab's Generate and See inside use your model;
 other visitors never see it, and it is gone when you close the tab, so download it or push it to the Hub.
 """
 
@@ -235,6 +238,11 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                                     "memory while it trains and shares its CPU with everyone. Bigger texts: "
                                     "`train.py`.", elem_id="train-cap")
                     with gr.Column(scale=2, min_width=300):
+                        starts = [("scratch (random weights)", SCRATCH)]
+                        if trainings.served is not None:
+                            starts.append((f"the model being served ({trainings.served.label})", SERVED))
+                        start = gr.Radio(starts, value=SCRATCH, label="Start from", visible=len(starts) > 1,
+                                         elem_id="train-start")
                         size = gr.Dropdown(list(MODEL_SIZES), value=DEFAULT_SIZE, allow_custom_value=True,
                                            label="Model size", info=SIZE_HELP, elem_id="train-size")
                         seconds = gr.Slider(TRAIN_MIN_SECONDS, trainings.max_seconds, step=5,
@@ -285,14 +293,21 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
         # the progress line), then trained. The Train button is off while it runs, and on again however it ends.
         source.change(lambda s: (gr.Textbox(visible=s == "paste"), gr.File(visible=s == "upload")), source,
                       [pasted, upload], api_visibility="private", queue=False)
+        # Fine-tuning keeps the served model's size: the size choice is off and says so.
+        def start_changed(start):
+            if start == SERVED:
+                return gr.update(interactive=False, info=trainings.served.note())
+            return gr.update(interactive=True, info=SIZE_HELP)
+
+        start.change(start_changed, start, size, api_visibility="private", queue=False)
         page = TrainPage(train_button=train_btn, progress=progress, curve=curve, samples=samples, result=result_box,
                          download=download, model_choice=model_choice, facts=facts)
 
-        async def train(source, pasted, upload, size, seconds, request: gr.Request):
-            async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, request):
+        async def train(source, pasted, upload, size, seconds, start, request: gr.Request):
+            async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, start, request):
                 yield updates
 
-        training = train_btn.click(train, [source, pasted, upload, size, seconds], page.components(),
+        training = train_btn.click(train, [source, pasted, upload, size, seconds, start], page.components(),
                                    api_name="train_in_page", api_visibility="undocumented", concurrency_limit=None,
                                    show_progress="hidden")
         training.then(lambda: gr.update(interactive=True), None, train_btn, api_visibility="private", queue=False)
@@ -378,7 +393,7 @@ def main(argv=None) -> int:
     served.warm_up()
     trainings = Trainings(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
                           hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
-                          concurrency=args.train_concurrency)
+                          concurrency=args.train_concurrency, served=ServedModel.of(loaded))
     demo = build_demo(served, trainings)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:

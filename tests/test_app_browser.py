@@ -286,7 +286,7 @@ def test_the_train_tab_on_a_phone(browser, server):
         stopped, measured, _ = progress_numbers(page)
         assert measured == stopped
         # One line pasted 60 times: the held-out 10 % repeats the training text, and the page says what that means.
-        assert "memorising, not learning" in page.inner_text("#train-progress")
+        assert "Memorising, not learning: 100 % of the held-out text" in page.inner_text("#train-progress")
         page.wait_for_timeout(500)
         assert_readable(page.evaluate(LAYOUT), "390")
         page.screenshot(path=str(ARTIFACTS / "app-train-phone.png"), full_page=True)
@@ -365,6 +365,30 @@ def test_train_on_an_uploaded_file(page, tmp_path):
     stopped, measured, val = progress_numbers(page)  # the stopped model, evaluated where it stopped
     assert measured == stopped
     assert page.locator("#train-samples .newest strong").inner_text() == f"Newest sample: step {stopped:,} · val {val:.3f}"
+
+
+def test_fine_tune_the_served_model_from_the_page(page):
+    """"Start from: the model being served" turns the size choice off and says the served model's size instead;
+    the run then says what it started from, and so does the model it leaves (the text adds digits and arrows,
+    characters the served model does not know)."""
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("paste text").check()
+    page.fill("#train-text textarea", "\n".join(f"ROMEO: {i} → {i + 1}" for i in range(300)) + "\n")
+    page.get_by_label("the model being served (tiny)").check()
+    page.wait_for_function("document.querySelector('#train-size input').disabled", timeout=10_000)
+    assert ("Fine-tuning keeps the served model's size (2 layers · 4 heads · 64 wide · context 32)"
+            in page.inner_text("#train-size"))
+    page.get_by_label("scratch (random weights)").check()
+    page.wait_for_function("!document.querySelector('#train-size input').disabled", timeout=10_000)
+    page.get_by_label("the model being served (tiny)").check()
+    page.wait_for_function("document.querySelector('#train-size input').disabled", timeout=10_000)
+    page.click("#train-btn")
+    page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)
+    assert "Fine-tuning the served model tiny on the pasted text" in page.inner_text("#train-progress")
+    page.screenshot(path=str(ARTIFACTS / "app-train-fine-tune.png"), full_page=True)
+    page.click("#train-stop-btn")
+    page.wait_for_selector("#train-download", state="visible", timeout=60_000)
+    assert "fine-tuned in this tab from tiny on the pasted text" in page.inner_text("#facts")
 
 
 def test_a_second_training_waits_with_its_place_in_line_and_stop_leaves_the_line(browser, server):

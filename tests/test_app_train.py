@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import HfApi
 
-from app_helpers import REPO, AppServer, app_env, call_raw, load_app_module, make_model_dir
+from app_helpers import REPO, TINY_TEXT, AppServer, app_env, call_raw, load_app_module, make_model_dir
 from hub_server import HubServer
 from no_tinygpt import run_without_tinygpt
 from tinygpt import demo_training
@@ -52,7 +52,7 @@ def server(hub, tmp_path_factory):
         env.pop(name, None)  # a push must use the visitor's token, never the server's
     args = ["--model", str(model_dir), "--train-max-seconds", str(MAX_SECONDS)]
     with AppServer(args, tmp_path_factory.mktemp("logs") / "server.log", env=env) as s:
-        s.tmp = tmp
+        s.tmp, s.served = tmp, model_dir
         yield s
 
 
@@ -60,9 +60,10 @@ def new_client(server) -> Client:
     return Client(server.url, verbose=False)
 
 
-def train(client, text=NEW_TEXT, size=SMALL, seconds=MAX_SECONDS, max_iters=60) -> list[dict]:
+def train(client, text=NEW_TEXT, size=SMALL, seconds=MAX_SECONDS, max_iters=60,
+          start_from="scratch") -> list[dict]:
     """/train to the end; every streamed progress dict."""
-    job = client.submit(text, size, seconds, max_iters, api_name="/train")
+    job = client.submit(text, size, seconds, max_iters, start_from, api_name="/train")
     job.result(timeout=120)
     return job.outputs()
 
@@ -99,8 +100,11 @@ def test_train_streams_progress_and_a_sample_per_evaluation(trained):
     best = min(evaluations, key=lambda e: e["val_loss"])
     assert final["best_step"] == best["step"] and final["best_val_loss"] == pytest.approx(best["val_loss"])
     assert len({e["sample"] for e in evaluations}) == len(evaluations)  # each evaluation wrote something new
-    # Five lines repeated: the held-out part repeats the training text, and the run says what that means.
-    assert any("memorising, not learning" in w for w in final["warnings"]), final["warnings"]
+    # Five lines repeated: the held-out part repeats the training text, and the run says what that means, in the
+    # page's plain words (the engine's "Val repeats train: 100% of its passages ..." is for logs and the card).
+    assert any(w.startswith("Memorising, not learning: 100 % of the held-out text") for w in final["warnings"]), \
+        final["warnings"]
+    assert not any("Val repeats train" in w for w in final["warnings"])
 
 
 def test_the_sample_shown_is_what_the_sessions_model_writes(trained):
@@ -165,6 +169,9 @@ def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_p
     card = (folder / "README.md").read_text(encoding="utf-8")
     assert 'from_pretrained("tinygpt-text", trust_remote_code=True)' in card and "/tmp" not in card
     assert "--out-dir tinygpt-text" in state["command"] and "/tmp" not in json.dumps(state)
+    # A pasted text: the folder carries it, and the reproduce command reads that copy.
+    assert "--data tinygpt-text/train.txt" in state["command"] and "train.txt" in names
+    assert (folder / "train.txt").read_text(encoding="utf-8") == NEW_TEXT
     assert [e["sample"] for e in state["log_history"]] == [e["sample"] for e in updates[-1]["evaluations"]]
 
     expected = generate(client, NEW_PROMPT, 50)  # greedy: the same text wherever the weights are
@@ -246,6 +253,54 @@ def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(serv
     assert generate(namespace["client"], "LUCIO:\n", 20).startswith("LUCIO:\n")
 
 
+def unzip_download(client, into: Path) -> Path:
+    with zipfile.ZipFile(client.predict(api_name="/download")) as z:
+        z.extractall(into)
+    (folder,) = into.iterdir()
+    return folder
+
+
+# ------------------------------------------------------------------------------ fine-tuning the served model
+
+
+def test_fine_tuning_the_served_model_starts_from_its_weights(server, tmp_path):
+    """/train with start_from="served" on a text of the served model's own characters: the first evaluation (step
+    0, nothing trained yet) samples exactly what the served model writes with the same seed, so the run starts from
+    its weights; the size asked for is ignored (the served model's wins), and the card says what it started from."""
+    client = new_client(server)
+    updates = train(client, text=TINY_TEXT * 40, size=SEED_SIZE, max_iters=15, start_from="served")
+    final = updates[-1]
+    assert final["status"] == "finished" and final["start_from"] == "served" and final["base_model"] == "tiny"
+    first = final["evaluations"][0]
+    assert first["step"] == 0
+    assert first["sample"] == generate(new_client(server), "\n", 300, temperature=1.0, seed=1337)
+    folder = unzip_download(client, tmp_path)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert [config[k] for k in ("n_layer", "n_head", "n_embd", "block_size")] == [2, 4, 32, 32]  # not SEED_SIZE's 64
+    state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    assert "--init-from " in state["command"]
+    assert "Fine-tuned from" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_bundled_text_trains_by_its_path_and_a_fine_tune_adds_new_characters(server, tmp_path):
+    """The page's Train button with the bundled tiny Shakespeare, fine-tuning the served model (whose few
+    characters lack most of Shakespeare's): the card's reproduce command reads `--data data/tinyshakespeare.txt`
+    (no 1 MB copy in the zip), the served characters keep their ids and the new ones follow."""
+    client = new_client(server)
+    client.submit("bundled", "", None, SMALL, 5, "served", api_name="/train_in_page").result(timeout=120)
+    folder = unzip_download(client, tmp_path)
+    state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    assert "--data data/tinyshakespeare.txt " in state["command"], state["command"]
+    assert not (folder / "train.txt").exists()
+    served = json.loads((server.served / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    tuned = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    assert {c: tuned[c] for c in served} == served
+    shakespeare = set((REPO / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8"))
+    assert set(tuned) == set(served) | shakespeare and len(tuned) > len(served)
+    assert sorted(tuned.values()) == list(range(len(tuned)))
+    assert generate(client, "Zounds", 10).startswith("Zounds")  # 'Z' is new to the served model
+
+
 def test_push_and_download_before_any_training_are_refused(server):
     client = new_client(server)
     with pytest.raises(AppError, match="No trained model in this session"):
@@ -306,19 +361,21 @@ def test_bad_uploads_are_refused_at_once_in_plain_words(server, tmp_path, name, 
     client = new_client(server)
     upload = handle_file(str(write(tmp_path / name, data)))
     with pytest.raises(AppError) as error:
-        client.predict("upload", "", upload, SMALL, 10, api_name="/train_in_page")
+        client.predict("upload", "", upload, SMALL, 10, "scratch", api_name="/train_in_page")
     message = str(error.value)
     assert expected in message and "\n" not in message and str(tmp_path) not in message, message
     assert not any(word in message for word in ("NUL", "UTF-16", "context + 1", "0x00")), message
 
 
+# A raw client sends every input of /train (gradio checks the count; gradio_client fills in the defaults).
 JOIN_ERRORS = [
-    ("a number", [12345, SMALL, 10, 0], "the text must be text (a string), got int"),
-    ("a list", [["λ1 → 2"], SMALL, 10, 0], "the text must be text (a string), got list"),
-    ("a lone surrogate", ["λ1 → 2\ud800" + NEW_TEXT, SMALL, 10, 0], "broken character at position 6"),
-    ("a negative size", [NEW_TEXT, "-2 layers · 4 heads · 64 wide · context 32", 10, 0], "(got -2)"),
-    ("a size that is not text", [NEW_TEXT, 2, 10, 0], "The model size must be text"),
-    ("fractional steps", [NEW_TEXT, SMALL, 10, 2.5], "max_iters must be 0"),
+    ("a number", [12345, SMALL, 10, 0, "scratch"], "the text must be text (a string), got int"),
+    ("a list", [["λ1 → 2"], SMALL, 10, 0, "scratch"], "the text must be text (a string), got list"),
+    ("a lone surrogate", ["λ1 → 2\ud800" + NEW_TEXT, SMALL, 10, 0, "scratch"], "broken character at position 6"),
+    ("a negative size", [NEW_TEXT, "-2 layers · 4 heads · 64 wide · context 32", 10, 0, "scratch"], "(got -2)"),
+    ("a size that is not text", [NEW_TEXT, 2, 10, 0, "scratch"], "The model size must be text"),
+    ("fractional steps", [NEW_TEXT, SMALL, 10, 2.5, "scratch"], "max_iters must be 0"),
+    ("an unknown start", [NEW_TEXT, SMALL, 10, 0, "gpt2"], "start_from must be 'scratch'"),
 ]
 
 
@@ -346,7 +403,7 @@ def test_stop_keeps_what_was_trained_and_shows_the_val_measured_at_that_step(ser
     job = client.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")  # 2400 steps: more than 30 s allow
     wait_for(lambda: any(u["step"] >= 20 for u in job.outputs()), what="20 steps")
     with pytest.raises(AppError, match="already training"):  # the page's Train button, pressed again
-        client.predict("paste", NEW_TEXT, None, SMALL, 10, api_name="/train_in_page")
+        client.predict("paste", NEW_TEXT, None, SMALL, 10, "scratch", api_name="/train_in_page")
     assert client.predict(api_name="/stop_training").startswith("Stopping: the model keeps what it has learnt")
     assert client.predict(api_name="/stop_training").startswith("Already stopping")
     job.result(timeout=60)
@@ -525,12 +582,11 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
     from tinygpt.checkpoint import CheckpointError
     from tinygpt.sessions import Sessions
 
-    diverged = getattr(settings, "TrainingDiverged", None) or type("TrainingDiverged", (settings.TrainingError,), {})
     trainings = demo_training.Trainings(Sessions(), max_seconds=MAX_SECONDS)
     error = {
         "write": CheckpointError(f"cannot write the checkpoint of step 300 to {trainings.root}/run-x/tinygpt-text: "
                                  "No space left on device; the checkpoint of step 0 is intact"),
-        "diverged": diverged("the loss became infinite at step 212; try a lower --learning-rate"),
+        "diverged": settings.TrainingDiverged(212, float("inf"), 0.01, trainings.root / "run-x" / "tinygpt-text", 0),
     }[failure]
 
     class FailingTrainer:
@@ -553,14 +609,14 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
     session.trained, session.use_trained = previous, True
 
     async def run():
-        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, Request())]
+        return [update async for update in trainings.train_api(NEW_TEXT, SMALL, 10, 60, request=Request())]
 
     try:
         with pytest.raises(BadInput) as raised:
             asyncio.run(run())
         message = raised.value.message
         assert message.startswith("Training stopped: ") and "\n" not in message and str(trainings.root) not in message
-        assert {"write": "could not save the model", "diverged": "infinite at step 212"}[failure] in message
+        assert {"write": "could not save the model", "diverged": "became inf at step 212"}[failure] in message
         assert "previous model" in message
         assert session.trained is previous and session.use_trained and session.job is None  # nothing lost
     finally:

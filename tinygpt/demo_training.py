@@ -3,11 +3,13 @@ of trainings waiting for a slot, a training in its own thread on tinygpt's engin
 
     trainings = Trainings(Sessions(), bundled_text=Path("data/tinyshakespeare.txt"))
     page = TrainPage(progress=..., curve=..., ...)          # app.py makes the components and owns them
-    async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, request): ...
-    async for progress in trainings.train_api(text, model_size, seconds, max_iters, request): ...   # /train
+    async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, start, request): ...
+    async for progress in trainings.train_api(text, model_size, seconds, max_iters, start_from, request): ...  # /train
 
 The page gets `{component: gr.update(...)}` dicts keyed by `page`'s components, so nothing is matched by position;
 /train gets the same progress as plain dicts. Which model each session uses is `tinygpt.sessions`'s business.
+A training starts from scratch (random weights, the chosen size) or fine-tunes the served model (`ServedModel`:
+the engine's `init_from`, so its size and characters win and new characters are added).
 accelerate, which the engine's Trainer needs, is imported only when a training starts, so serving never needs it;
 gradio is needed, so `import tinygpt` never imports this module.
 """
@@ -34,8 +36,8 @@ from .checkpoint import CheckpointError
 from .common import one_line
 from .corpus import CorpusError, decode_utf8
 from .data import shortest_text, split_index
-from .demo import BadInput, ModelError, ThreadStream, TinyGPTDemo, check_string, load_model
-from .engine import Trainer, TrainerCallback  # accelerate, which a Trainer needs, is imported when one starts
+from .demo import BadInput, Loaded, ModelError, ThreadStream, TinyGPTDemo, check_string, load_model
+from .engine import Trainer, TrainerCallback, repeats_warning  # accelerate is imported when a Trainer starts
 from .publish import ModelCardWriter
 from .sessions import Session, Sessions
 from .settings import TrainingError, TrainingSettings
@@ -60,6 +62,8 @@ MODEL_SIZES = {
 SIZE_HELP = ("The first is the blog's model. The bigger one takes longer per step (give it more time); the tiny one "
              "suits short texts. Or type your own: layers · heads · width · context.")
 DEFAULT_SIZE = next(iter(MODEL_SIZES))
+# Where a training starts: /train's `start_from` and the page's "Start from" choice.
+SCRATCH, SERVED = "scratch", "served"
 SIZE_LIMITS = {"layers": 8, "heads": 16, "width": 512, "context": 256}  # what a shared CPU trains in minutes
 LN2 = math.log(2)
 
@@ -95,6 +99,39 @@ def parse_size(size) -> tuple[int, int, int, int]:
     return layers, heads, width, context
 
 
+def size_label(dims: tuple[int, int, int, int]) -> str:
+    """(n_layer, n_head, n_embd, block_size) in the words of MODEL_SIZES."""
+    layers, heads, width, context = dims
+    return f"{layers} layer{'s' if layers != 1 else ''} · {heads} heads · {width} wide · context {context}"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model the server serves, as a training's starting point: `source` is what `--model` named (a folder or
+    a Hub repo id; the engine's init_from loads it again), `label` how the page names it, `dims` its size."""
+
+    source: str
+    label: str
+    dims: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, loaded: Loaded) -> "ServedModel":
+        c = loaded.model.config
+        return cls(str(loaded.source), loaded.facts["source"], (c.n_layer, c.n_head, c.n_embd, c.block_size))
+
+    def note(self) -> str:
+        """What the page says under the size choice while fine-tuning."""
+        return (f"Fine-tuning keeps the served model's size ({size_label(self.dims)}) and its characters; "
+                "characters new to it are added.")
+
+
+def check_start(start_from) -> str:
+    if start_from not in (SCRATCH, SERVED):
+        raise BadInput(f"start_from must be {SCRATCH!r} (random weights) or {SERVED!r} (fine-tune the model this "
+                       f"server serves), got {start_from!r}")
+    return start_from
+
+
 def check_seconds(seconds, cap: float) -> float:
     try:
         seconds = float(seconds)
@@ -127,8 +164,11 @@ def too_big(name: str, size: int) -> str:
 class TrainingText:
     """A text that passed every check: read once, checked once, then trained on."""
 
-    text: str
+    text: str | None
     name: str  # how the page names it: "the pasted text", "tinyshakespeare.txt", ...
+    # A file the server has (the bundled text): the engine reads it itself, so the card's reproduce command names
+    # it by its path in the project (`--data data/tinyshakespeare.txt`) and the folder carries no copy of it.
+    path: Path | None = None
 
 
 def check_text(text, name: str, block_size: int) -> TrainingText:
@@ -183,6 +223,7 @@ class TrainProgress:
     text_name: str
     characters: int
     max_seconds: float
+    base: str | None = None  # the model it fine-tunes (how the page names it); None: from scratch
     status: str = "waiting"  # waiting, starting, training, stopping, then finished, stopped, time_limit, cancelled
     place: int = 0  # while waiting: 1 = next in line
     wait_s: float = 0.0  # while waiting: about how long until it starts
@@ -215,7 +256,8 @@ class TrainProgress:
             "step": self.step, "max_iters": self.max_iters,
             "elapsed_s": round(self.elapsed_s, 2), "time_left_s": round(self.time_left() or 0.0, 2),
             "train_loss": self.running[-1][1] if self.running else None, "n_params": self.n_params,
-            "text": self.text_name, "characters": self.characters,
+            "text": self.text_name, "characters": self.characters, "start_from": SERVED if self.base else SCRATCH,
+            "base_model": self.base,
             "best_step": self.best_step, "best_val_loss": self.best_val_loss, "warnings": list(self.warnings),
             "evaluations": [dict(e) for e in self.evaluations],
         }
@@ -256,11 +298,25 @@ def _state(trainer) -> dict:
     if state is not None:
         return {"global_step": state.global_step, "max_steps": state.max_steps, "n_params": state.n_params,
                 "best_step": getattr(state, "best_step", None), "best_val_loss": state.best_val_loss,
-                "warnings": list(getattr(state, "warnings", None) or [])}
+                "warnings": [plain_warning(w) for w in getattr(state, "warnings", None) or []]}
     # Before the engine had a run state: the same facts from the trainer itself.
     # No best step: that engine offered the last model, not the best one.
     return {"global_step": trainer.step, "max_steps": trainer.settings.max_iters, "n_params": trainer.n_params,
             "best_step": None, "best_val_loss": trainer.best_val_loss, "warnings": []}
+
+
+# The engine's memorising warning starts "Val repeats train: N% of its passages ..." (words for train.py's log and
+# the card). A learner reads the page: there it says the same in plain words.
+REPEATS = repeats_warning(0.0).split(":", 1)[0] + ":"
+
+
+def plain_warning(warning: str) -> str:
+    match = re.match(re.escape(REPEATS) + r"\s*(\d+)\s*%", warning)
+    if not match:
+        return warning
+    return (f"Memorising, not learning: {match[1]} % of the held-out text (the last 10 %) also appears in the "
+            "training text, so a low val loss only shows the model repeating what it has already seen. Give a text "
+            "that does not repeat itself to see what it really learns.")
 
 
 class TrainingJob:
@@ -271,10 +327,15 @@ class TrainingJob:
     """
 
     def __init__(self, text: TrainingText, dims: tuple[int, int, int, int], seconds: float, max_iters: int,
-                 folder: Path):
-        self.text, self.dims, self.seconds, self.max_iters = text, dims, seconds, max_iters
+                 folder: Path, base: ServedModel | None = None):
+        self.base = base  # fine-tune this model (its size wins), or None: from scratch with `dims`
+        self.dims = base.dims if base is not None else dims
+        self.seconds, self.max_iters = seconds, max_iters
         self.folder = folder
-        self.progress = TrainProgress(text.name, len(text.text), seconds)
+        self.progress = TrainProgress(text.name, len(text.text), seconds, base=base.label if base else None)
+        if text.path is not None:  # the engine reads the file itself: hold no copy while waiting
+            text = TrainingText(None, text.name, text.path)
+        self.text = text
         self.trainer = None
         self.cancelled = False  # Stop while it waits: it leaves the line
         self._stop = threading.Event()
@@ -330,8 +391,11 @@ class TrainingJob:
             settings = self.settings()
             try:
                 # Named after the folder that is downloaded (and pushed), not the server's temporary path to it.
-                trainer = Trainer(settings, text=self.text.text, out_dir=self.folder,
-                                  callbacks=[ModelCardWriter(), Bridge(emit, stop)], data_name=_slug(name), run_name=self.folder.name)
+                data = {"data_path": self.text.path} if self.text.path is not None else {"text": self.text.text}
+                trainer = Trainer(settings, **data, out_dir=self.folder,
+                                  callbacks=[ModelCardWriter(), Bridge(emit, stop)],
+                                  data_name=_slug(name), run_name=self.folder.name,
+                                  init_from=self.base.source if self.base is not None else None)
             except (TrainingError, ValueError) as err:
                 raise BadInput(f"Cannot train on {name}: {one_line(err)}") from None
             except ImportError as err:  # accelerate is missing: serving works, training does not
@@ -539,7 +603,7 @@ def progress_line(p: TrainProgress, error: str | None = None) -> str:
     else:
         head = (f"**Training**: step {p.step:,} / {p.max_iters:,} · {p.elapsed_s:.0f} s of {p.max_seconds:g} s · "
                 f"about {p.time_left():.0f} s left" + (" · stopping…" if p.status == "stopping" else ""))
-    lines = [head]
+    lines = [head, started_from(p)]
     if p.evaluations:
         last = p.evaluations[-1]
         lines.append(f"Val loss **{last['val_loss']:.3f}** at step {last['step']:,} "
@@ -550,6 +614,13 @@ def progress_line(p: TrainProgress, error: str | None = None) -> str:
                      "(**Model** at the top switches back).")
     lines += [f"⚠️ {w}" for w in p.warnings]
     return "  \n".join(lines)
+
+
+def started_from(p: TrainProgress) -> str:
+    if p.base:
+        return (f"Fine-tuning the served model **{p.base}** on {p.text_name}: it starts from its weights, size and "
+                "characters.")
+    return f"From scratch on {p.text_name}: random weights to begin with."
 
 
 def samples_html(p: TrainProgress) -> str:
@@ -573,11 +644,14 @@ def samples_html(p: TrainProgress) -> str:
 
 class Trainings:
     """The Train tab's server side: the line of trainings, the page's stream and /train's, Stop, download, push.
-    `bundled_text` is the file offered as the default text (app.py's data/tinyshakespeare.txt), None for none."""
+    `bundled_text` is the file offered as the default text (app.py's data/tinyshakespeare.txt), None for none;
+    `served` the model a training may fine-tune (the one the server serves), None to offer only from scratch."""
 
     def __init__(self, sessions: Sessions, max_seconds: float = TRAIN_MAX_SECONDS, hub_login: bool = False,
-                 bundled_text: str | os.PathLike | None = None, concurrency: int = TRAIN_CONCURRENCY):
+                 bundled_text: str | os.PathLike | None = None, concurrency: int = TRAIN_CONCURRENCY,
+                 served: ServedModel | None = None):
         self.sessions = sessions
+        self.served = served
         self.bundled_text = Path(bundled_text) if bundled_text else None
         self.max_seconds = max_seconds
         self.hub_login = hub_login  # the Hub's "Sign in" button (a Space with OAuth)
@@ -597,23 +671,33 @@ class Trainings:
         if source == "bundled":
             if not self.has_bundled_text:
                 raise BadInput("The bundled tiny Shakespeare is not on this server; paste or upload a text instead")
-            return read_upload(self.bundled_text, block_size)
+            checked = read_upload(self.bundled_text, block_size)
+            return TrainingText(checked.text, checked.name, path=self.bundled_text)
         if source == "upload":
             if not upload:
                 raise BadInput("No file uploaded yet: choose a .txt file (UTF-8), or pick another text source")
             return read_upload(upload, block_size)
         return check_text(pasted, "the pasted text", block_size)
 
-    async def train_page(self, page: TrainPage, source, pasted, upload, size, seconds,
+    def _start(self, start_from, size) -> tuple[tuple[int, int, int, int], ServedModel | None]:
+        """(the model's size, the model to fine-tune or None). Fine-tuning keeps the served model's size: the size
+        asked for is then not even read."""
+        if check_start(start_from) == SCRATCH:
+            return parse_size(size), None
+        if self.served is None:
+            raise BadInput("This server offers no model to fine-tune: start from scratch")
+        return self.served.dims, self.served
+
+    async def train_page(self, page: TrainPage, source, pasted, upload, size, seconds, start_from,
                          request: gr.Request) -> AsyncIterator[dict]:
         """The Train button: checks the request at once, waits in line, trains; yields the page's updates."""
         session = self._idle_session(request)
-        dims = parse_size(size)
+        dims, base = self._start(start_from, size)
         seconds = check_seconds(seconds, self.max_seconds)
         text = await asyncio.to_thread(self.read_page_text, source, pasted, upload, dims[3])
         progress = None
         try:
-            async for progress, ready in self._run(session, text, dims, seconds, max_iters=0):
+            async for progress, ready in self._run(session, text, dims, seconds, max_iters=0, base=base):
                 updates = {page.progress: progress_line(progress), page.curve: loss_chart(progress),
                            page.samples: samples_html(progress)}
                 updates[page.train_button] = gr.update(interactive=progress.done)
@@ -630,19 +714,21 @@ class Trainings:
                 yield {page.progress: progress_line(progress, error=err.message)}
             raise
 
-    # -- the API: /train(text, model_size, seconds, max_iters)
+    # -- the API: /train(text, model_size, seconds, max_iters, start_from)
 
     async def train_api(self, text: str, model_size: str = DEFAULT_SIZE, seconds: float = TRAIN_SECONDS,
-                        max_iters: int = 0, request: gr.Request = None) -> AsyncIterator[dict]:
+                        max_iters: int = 0, start_from: str = SCRATCH,
+                        request: gr.Request = None) -> AsyncIterator[dict]:
         """Train a new model on `text` for this client session; streams progress as dicts (see the docstring of
-        app.py). `max_iters` 0 is the cpu preset's 2400 steps; the time budget ends a run sooner."""
+        app.py). `max_iters` 0 is the cpu preset's 2400 steps; the time budget ends a run sooner. `start_from`
+        "served" fine-tunes the served model (its size wins: `model_size` is ignored)."""
         session = self._idle_session(request)
-        dims = parse_size(model_size)
+        dims, base = self._start(start_from, model_size)
         seconds = check_seconds(seconds, self.max_seconds)
         max_iters = check_max_iters(max_iters)
         checked = check_text(text, "the text", dims[3])
         del text
-        async for progress, _ in self._run(session, checked, dims, seconds, max_iters):
+        async for progress, _ in self._run(session, checked, dims, seconds, max_iters, base):
             yield progress.as_dict()
 
     def _idle_session(self, request) -> Session:
@@ -656,10 +742,11 @@ class Trainings:
 
     # -- the training stream shared by both
 
-    async def _run(self, session: Session, text: TrainingText, dims, seconds: float, max_iters: int):
+    async def _run(self, session: Session, text: TrainingText, dims, seconds: float, max_iters: int,
+                   base: ServedModel | None = None):
         """Yields (progress, None) while it waits and trains (about once a second), then (progress, the new model)."""
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root)) / _folder_name(text.name)
-        job = TrainingJob(text, dims, seconds, max_iters, folder)
+        job = TrainingJob(text, dims, seconds, max_iters, folder, base)
         del text
         try:
             self.line.join(job)
@@ -709,7 +796,8 @@ class Trainings:
     def _adopt(self, session: Session, job: TrainingJob) -> TinyGPTDemo:
         """Load the saved folder (exactly what Download gives) as this session's model, and zip it."""
         p = job.progress
-        label = f"trained in this tab on {p.text_name} ({p.characters:,} characters)"
+        how = f"fine-tuned in this tab from {p.base}" if p.base else "trained in this tab"
+        label = f"{how} on {p.text_name} ({p.characters:,} characters)"
         try:
             ready = TinyGPTDemo(load_model(job.folder, label=label))
         except ModelError as err:
