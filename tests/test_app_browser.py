@@ -286,7 +286,7 @@ def test_the_train_tab_on_a_phone(browser, server):
         stopped, measured, _ = progress_numbers(page)
         assert measured == stopped
         # One line pasted 60 times: the held-out 10 % repeats the training text, and the page says what that means.
-        assert "Memorising, not learning: 100 % of the held-out text" in page.inner_text("#train-progress")
+        assert "Memorising, not learning: 100% of the held-out text" in page.inner_text("#train-progress")
         page.wait_for_timeout(500)
         assert_readable(page.evaluate(LAYOUT), "390")
         page.screenshot(path=str(ARTIFACTS / "app-train-phone.png"), full_page=True)

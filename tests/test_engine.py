@@ -291,8 +291,8 @@ def test_memorising_is_told_in_plain_words(tmp_path):
         warnings[name] = trainer.state.warnings
         trainer.close()
     (warning,) = warnings["rhyme"]
-    assert warning.startswith("Val repeats train: 100% of its passages occur in the training text")
-    assert "memorising, not learning" in warning
+    assert warning.startswith("Memorising, not learning: 100% of the held-out text (the last 10 %) also appears in "
+                              "the training text")
     assert warnings["shakespeare"] == []
 
 

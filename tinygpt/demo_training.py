@@ -37,10 +37,10 @@ from .common import one_line
 from .corpus import CorpusError, decode_utf8
 from .data import shortest_text, split_index
 from .demo import BadInput, Loaded, ModelError, ThreadStream, TinyGPTDemo, check_string, load_model
-from .engine import Trainer, TrainerCallback, repeats_warning  # accelerate is imported when a Trainer starts
+from .engine import Trainer, TrainerCallback  # accelerate is imported when a Trainer starts
 from .publish import ModelCardWriter
 from .sessions import Session, Sessions
-from .settings import TrainingError, TrainingSettings
+from .settings import TrainingDiverged, TrainingError, TrainingSettings
 
 # Training in the demo. The whole text is held in memory (as a string and as ids) while it trains, and a shared
 # CPU server reads and encodes 10 MB in a few seconds: bigger texts are for train.py.
@@ -294,29 +294,9 @@ class Bridge(TrainerCallback):
 
 def _state(trainer) -> dict:
     """What the page needs from the engine's run state (`trainer.state`, a RunState), read in one place."""
-    state = getattr(trainer, "state", None)
-    if state is not None:
-        return {"global_step": state.global_step, "max_steps": state.max_steps, "n_params": state.n_params,
-                "best_step": getattr(state, "best_step", None), "best_val_loss": state.best_val_loss,
-                "warnings": [plain_warning(w) for w in getattr(state, "warnings", None) or []]}
-    # Before the engine had a run state: the same facts from the trainer itself.
-    # No best step: that engine offered the last model, not the best one.
-    return {"global_step": trainer.step, "max_steps": trainer.settings.max_iters, "n_params": trainer.n_params,
-            "best_step": None, "best_val_loss": trainer.best_val_loss, "warnings": []}
-
-
-# The engine's memorising warning starts "Val repeats train: N% of its passages ..." (words for train.py's log and
-# the card). A learner reads the page: there it says the same in plain words.
-REPEATS = repeats_warning(0.0).split(":", 1)[0] + ":"
-
-
-def plain_warning(warning: str) -> str:
-    match = re.match(re.escape(REPEATS) + r"\s*(\d+)\s*%", warning)
-    if not match:
-        return warning
-    return (f"Memorising, not learning: {match[1]} % of the held-out text (the last 10 %) also appears in the "
-            "training text, so a low val loss only shows the model repeating what it has already seen. Give a text "
-            "that does not repeat itself to see what it really learns.")
+    state = trainer.state
+    return {"global_step": state.global_step, "max_steps": state.max_steps, "n_params": state.n_params,
+            "best_step": state.best_step, "best_val_loss": state.best_val_loss, "warnings": list(state.warnings)}
 
 
 class TrainingJob:
@@ -410,7 +390,11 @@ class TrainingJob:
             except CheckpointError as err:  # a write failed: the folder keeps its last complete checkpoint
                 raise BadInput(f"Training stopped: the server could not save the model: {_no_paths(err, self)}. "
                                "Your previous model, if any, is still here.") from None
-            except TrainingError as err:  # the loss became infinite (TrainingDiverged), ...
+            except TrainingDiverged as err:  # its message advises train.py's flags: say it in the page's words
+                raise BadInput(f"Training stopped: the loss stopped being a number ({err.value}) at step {err.step}, "
+                               "which happens when the learning rate is too high for the model. Your previous model, "
+                               "if any, is still here.") from None
+            except TrainingError as err:
                 raise BadInput(f"Training stopped: {_no_paths(err, self)}. Your previous model, if any, is "
                                "still here.") from None
             emit(("end", reason, trainer.elapsed()))

@@ -553,8 +553,9 @@ OVERFITTING = "Val loss is rising"
 
 
 def repeats_warning(fraction: float) -> str:
-    return (f"Val repeats train: {fraction:.0%} of its passages occur in the training text, so a low val loss here "
-            "means memorising, not learning. Give a text that does not repeat itself.")
+    return (f"Memorising, not learning: {fraction:.0%} of the held-out text (the last 10 %) also appears in the "
+            "training text, so a low val loss only shows the model repeating what it has already seen. Give a text "
+            "that does not repeat itself to see what it really learns.")
 
 
 def overfitting_warning(log_history: list[dict]) -> str | None:
