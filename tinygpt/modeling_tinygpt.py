@@ -157,7 +157,7 @@ class Block(GradientCheckpointingLayer):
         self.ln2 = nn.LayerNorm(config.n_embd)
 
     def forward(self, x, attention_mask=None, cache=None, last_only=False, attention=None, **kwargs):
-        attn = self.sa(self.ln1(x), attention_mask, cache, last_only, attention, **kwargs)[0]  # (B, T, C); (B, 1, C) last_only
+        attn = self.sa(self.ln1(x), attention_mask, cache, last_only, attention, **kwargs)[0]  # (B, T or 1, C)
         x = (x[:, -1:] if last_only else x) + attn
         x = x + self.ffwd(self.ln2(x))
         return x

@@ -91,9 +91,9 @@ class TinyGPTConfig(PreTrainedConfig):
         # `attribute_map` aliases above, then per-layer values of heterogeneous configs): 1-2 us a read. The library's
         # mask creation and output capture read the config ~8 times per `forward`, a few per cent of a decoding step
         # of the series' model (benchmarks/README.md). Names that are not aliases, of a config without per-layer
-        # values, are what those layers would return anyway: `object.__getattribute__`'s answer. (Not while torch.compile
-        # traces: dynamo follows transformers' own layers but not this shortcut.)
-        if (is_compiling() or key in _get(self, "attribute_map") or "_heterogeneity_spec" in _get(self, "__dict__")):
+        # values, are what those layers would return anyway: `object.__getattribute__`'s answer. (Not while
+        # torch.compile traces: dynamo follows transformers' own layers but not this shortcut.)
+        if is_compiling() or key in _get(self, "attribute_map") or "_heterogeneity_spec" in _get(self, "__dict__"):
             return super().__getattribute__(key)
         return _get(self, key)
 
