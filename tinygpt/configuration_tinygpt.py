@@ -4,10 +4,12 @@ This file is copied next to the weights by `save_pretrained`, so it imports only
 """
 
 from huggingface_hub.dataclasses import strict
+from torch.compiler import is_compiling
 from transformers import PreTrainedConfig
 
 ACTIVATIONS = ("relu", "gelu")
 ATTENTION_SCALES = ("n_embd", "head_size")
+_get = object.__getattribute__
 
 
 @strict
@@ -83,6 +85,17 @@ class TinyGPTConfig(PreTrainedConfig):
             raise ValueError(f"TinyGPTConfig: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.attn_scale not in ATTENTION_SCALES:
             raise ValueError(f"TinyGPTConfig: attn_scale must be one of {ATTENTION_SCALES}, got {self.attn_scale!r}")
+
+    def __getattribute__(self, key):
+        # transformers 5.x answers every config read through two Python-level `__getattribute__` layers (the
+        # `attribute_map` aliases above, then per-layer values of heterogeneous configs): 1-2 us a read. The library's
+        # mask creation and output capture read the config ~8 times per `forward`, a few per cent of a decoding step
+        # of the series' model (benchmarks/README.md). Names that are not aliases, of a config without per-layer
+        # values, are what those layers would return anyway: `object.__getattribute__`'s answer. (Not while
+        # torch.compile traces: dynamo follows transformers' own layers but not this shortcut.)
+        if is_compiling() or key in _get(self, "attribute_map") or "_heterogeneity_spec" in _get(self, "__dict__"):
+            return super().__getattribute__(key)
+        return _get(self, key)
 
     @property
     def head_size(self) -> int:
