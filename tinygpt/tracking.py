@@ -51,8 +51,9 @@ class _StepLog(TrainerCallback):
 
 def settings_record(trainer) -> dict:
     """The run's settings plus what the run adds (data, parameter count): what each tracker records once."""
-    record = dict(trainer.settings.to_dict(), num_processes=trainer.world, n_params=trainer.n_params)
-    record.update({f"data/{k}": v for k, v in trainer.data_info.items() if isinstance(v, (str, int, float))})
+    state = trainer.state
+    record = dict(trainer.settings.to_dict(), num_processes=state.num_processes, n_params=state.n_params)
+    record.update({f"data/{k}": v for k, v in state.data.items() if isinstance(v, (str, int, float))})
     return record
 
 
@@ -70,12 +71,12 @@ class TensorBoardCallback(_StepLog):
     def on_train_begin(self, trainer):
         # purge_step: events at or after the step training starts from (a run that was killed after its last
         # checkpoint, or an overwritten model's) are hidden, so the curves show this run's history only.
-        self.writer = self.SummaryWriter(str(trainer.out_dir / TENSORBOARD_DIR), purge_step=trainer.step)
+        self.writer = self.SummaryWriter(str(trainer.out_dir / TENSORBOARD_DIR), purge_step=trainer.state.global_step)
         settings = settings_record(trainer)
-        self.writer.add_text("settings", fenced(json.dumps(settings, indent=2, ensure_ascii=False)), trainer.step)
+        self.writer.add_text("settings", fenced(json.dumps(settings, indent=2, ensure_ascii=False)), trainer.state.global_step)
         # The HParams tab: plain values only (None becomes "none"); no metric, as transformers' own callback does.
         self.writer.add_hparams({k: "none" if v is None else v for k, v in settings.items()}, {}, run_name=".",
-                                global_step=trainer.step)
+                                global_step=trainer.state.global_step)
 
     def log_step(self, step, values):
         for key, value in values.items():
