@@ -59,11 +59,17 @@ class OnnxUnavailableError(ValueError):
 
 def require_onnx(*modules: str) -> None:
     """One clear line naming what is missing, before any work is done."""
-    import importlib.util
+    import importlib
 
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
-        raise OnnxUnavailableError(f"ONNX export needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}")
+        verb = "is" if len(missing) == 1 else "are"
+        raise OnnxUnavailableError(f"ONNX export needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
 
 
 def input_names(n_layer: int) -> list[str]:
@@ -270,35 +276,54 @@ def export_onnx(name_or_path: str, out_dir: str | Path | None = None, overwrite:
         if not same and out_dir.is_dir() and any(out_dir.iterdir()):
             raise ValueError(f"--out {out_dir}: the folder is not empty; give a new or empty folder, or pass "
                              "--overwrite to write into it")
-    model, _ = load_pretrained(str(model_dir))  # the same checks as every other command (weights, tokenizer)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        export_decoder(model, partial)
-        _write_metadata(partial, {WEIGHTS_SHA256_KEY: weights_sha256(model_dir),
-                                  BLOCK_SIZE_KEY: str(model.config.block_size)})
-        diff = check_against_pytorch(model, partial)
-        if not same:
-            for name in ROOT_FILES:
-                if (model_dir / name).is_file():
-                    shutil.copyfile(model_dir / name, out_dir / name)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    diff = export_folder(model_dir, target)
+    if not same:
+        for name in ROOT_FILES:
+            if (model_dir / name).is_file():
+                shutil.copyfile(model_dir / name, out_dir / name)
     return ExportResult(out_dir=out_dir, onnx_path=target, size_bytes=target.stat().st_size,
                         seconds=time.perf_counter() - start, max_abs_diff=diff)
 
 
+def export_folder(model_dir: Path, target: Path) -> float:
+    """The model in `model_dir` as `target` (an .onnx path), recording the weights' hash, checked against PyTorch;
+    returns onnxruntime's largest difference from PyTorch. Written under a temporary name, renamed when checked."""
+    model, _ = load_pretrained(str(model_dir))  # the same checks as every other command (weights, tokenizer)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        export_decoder(model, partial)
+        _write_metadata(partial, {WEIGHTS_SHA256_KEY: weights_sha256(Path(model_dir)),
+                                  BLOCK_SIZE_KEY: str(model.config.block_size)})
+        diff = check_against_pytorch(model, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return diff
+
+
+def check_exportable(model_dir: Path) -> None:
+    """What `export_folder` would refuse, found without exporting (`tinygpt push --onnx` asks before any request)."""
+    require_onnx("onnxscript", "onnx", "onnxruntime")
+    block_size = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("block_size", 0)
+    if block_size < MIN_BLOCK_SIZE:
+        raise ValueError(f"ONNX export needs block_size >= {MIN_BLOCK_SIZE}; {model_dir} has {block_size}")
+
+
 def is_current_export(model_dir: Path) -> bool | None:
-    """Whether `model_dir/onnx/model.onnx` was exported from `model_dir/model.safetensors` (None: no export)."""
+    """Whether `model_dir/onnx/model.onnx` was exported from `model_dir/model.safetensors` (None: no export).
+    Raises ImportError where the onnx package, which reads the file's metadata, is missing."""
     path = Path(model_dir) / ONNX_FILE
     if not path.is_file():
         return None
+    import onnx  # noqa: F401 (missing: the caller says the export could not be checked)
+
     try:
         recorded = read_metadata(path).get(WEIGHTS_SHA256_KEY)
-    except Exception:  # noqa: BLE001 (onnx missing, or not an ONNX file: not a current export either way)
+    except Exception:  # noqa: BLE001 (not an ONNX file, or a truncated one: not a current export either way)
         return False
     return recorded == weights_sha256(Path(model_dir))
 
 
-__all__ = ["ExportResult", "KVCacheDecoder", "export_decoder", "export_onnx", "is_current_export",
+__all__ = ["ExportResult", "KVCacheDecoder", "check_exportable", "export_decoder", "export_folder", "export_onnx",
+           "is_current_export",
            "OnnxUnavailableError", "ONNX_FILE"]
