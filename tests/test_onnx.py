@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,11 @@ def test_export_layout_names_the_contract_dimensions(exported):
     meta = read_metadata(exported / ONNX_FILE)
     assert meta[WEIGHTS_SHA256_KEY] == weights_sha256(exported) and meta[BLOCK_SIZE_KEY] == str(BLOCK)
     assert not list((exported / "onnx").glob("*.partial"))
+    # the exporter's per-node stack traces are stripped: they held this machine's file paths
+    import tinygpt
+
+    published = (exported / ONNX_FILE).read_bytes()
+    assert str(Path(tinygpt.__file__).parent).encode() not in published and b"stack_trace" not in published
 
 
 @pytest.mark.parametrize("batch, past_len, new", [

@@ -131,6 +131,10 @@ def export_decoder(model, path: str | Path) -> Path:
             optimize=True, verbose=False,
         )
     _name_dimensions(program.model, n_layer)
+    for node in program.model.graph.all_nodes():
+        # the exporter records each node's Python stack trace and FX node: a third of the file, and the paths of
+        # this machine's files in a file that gets published
+        node.metadata_props.clear()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(path)  # one file; weights go to external data only past protobuf's 2 GB
@@ -163,7 +167,7 @@ def _name_dimensions(model_ir, n_layer: int) -> None:
         rename(value, [batch, new, value.shape[2]] if value.name == "logits"
                else [batch, value.shape[1], total, value.shape[3]])
     # intermediate values: the same symbols, renamed where they are plain (expressions keep the exporter's names)
-    for node in graph.all_nodes() if hasattr(graph, "all_nodes") else graph:
+    for node in graph.all_nodes():
         for value in node.outputs:
             if value.shape is not None and value not in graph.outputs:
                 value.shape = Shape([names.get(d.value, d.value) if not isinstance(d, int) and d.value in names
