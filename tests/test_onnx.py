@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_model
 from test_hub import TOKEN, hf_env, hub, point_at, run_cli, second_model  # noqa: F401 (fixtures)
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install \"tinygpt[onnx]\")")
@@ -27,19 +26,23 @@ from tinygpt.onnx_export import (  # noqa: E402
 )
 from tinygpt.onnx_runtime import OnnxDecoder  # noqa: E402
 
-BLOCK = 16  # conftest's make_model
-LAYERS = 2
+BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / "tinyshakespeare"
+BLOCK, LAYERS, HEADS, HEAD_DIM = 32, 2, 4, 16  # the bundled model's config
 PROMPT = "All:\n"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tokenizer):
-    """A small model folder exported in place by `tinygpt export onnx DIR` (MODEL/onnx/model.onnx)."""
+def exported(tmp_path_factory):
+    """A copy of the bundled model, exported in place by `tinygpt export onnx DIR` (DIR/onnx/model.onnx).
+
+    A trained model: a random one's greedy text soon repeats one character, which a wrong decoding loop (a cache
+    slid past block_size, say) would often write too."""
+    import shutil
+
     from tinygpt import cli
 
     folder = tmp_path_factory.mktemp("onnx") / "model"
-    make_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    shutil.copytree(BUNDLED, folder)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cli.main(["export", "onnx", str(folder)]) == 0
@@ -91,9 +94,9 @@ def test_export_layout_names_the_contract_dimensions(exported):
     assert shapes["logits"] == ["batch_size", "sequence_length", len(json.loads(
         (exported / "tokenizer.json").read_text())["model"]["vocab"])]
     for name in past:
-        assert shapes[name] == ["batch_size", 4, "past_sequence_length", 8]  # n_head 4, n_embd 32
+        assert shapes[name] == ["batch_size", HEADS, "past_sequence_length", HEAD_DIM]
     for name in present:
-        assert shapes[name] == ["batch_size", 4, "past_sequence_length + sequence_length", 8]
+        assert shapes[name] == ["batch_size", HEADS, "past_sequence_length + sequence_length", HEAD_DIM]
     assert {i.type.tensor_type.elem_type for i in model.graph.input[:3]} == {onnx.TensorProto.INT64}
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)  # one file
     meta = read_metadata(exported / ONNX_FILE)
@@ -120,7 +123,7 @@ def test_logits_and_cache_match_pytorch(torch_model, decoder, batch, past_len, n
     logits, present = decoder.forward(ids[:, past_len:].numpy(), past=past)
     assert logits.shape == (batch, new, model.config.vocab_size)
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
-    assert [p.shape for p in present] == [(batch, 4, past_len + new, 8)] * (2 * LAYERS)
+    assert [p.shape for p in present] == [(batch, HEADS, past_len + new, HEAD_DIM)] * (2 * LAYERS)
     for got, want in zip(present, expected_cache):
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     # and the whole text in one run, without a cache, is PyTorch's plain forward
@@ -154,6 +157,7 @@ def test_greedy_text_equals_generate_past_block_size(torch_model, decoder, promp
     with torch.no_grad():
         expected = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=3 * BLOCK)
     assert expected.shape[1] > BLOCK + 2 * BLOCK - 1  # well past block_size
+    assert len(set(expected[0, BLOCK:].tolist())) > 8  # a text, not one character repeated
     np.testing.assert_array_equal(decoder.generate(ids.numpy(), 3 * BLOCK), expected.numpy())
 
 
@@ -163,6 +167,7 @@ def test_greedy_batch_with_left_padding_equals_generate(torch_model, decoder):
     assert (batch["attention_mask"] == 0).any()  # padded on the left
     with torch.no_grad():
         expected = model.generate(**batch, do_sample=False, max_new_tokens=2 * BLOCK)
+    assert expected.shape[1] > BLOCK and len(set(expected[:, -BLOCK:].flatten().tolist())) > 8
     got = decoder.generate(batch["input_ids"].numpy(), 2 * BLOCK, attention_mask=batch["attention_mask"].numpy())
     np.testing.assert_array_equal(got, expected.numpy())
 
