@@ -309,3 +309,13 @@ def test_push_replaces_a_stale_export_and_leaves_the_folder_alone(exported, hub,
     assert code == 0, err
     assert "removed onnx/ from tester/tiny" in err
     assert not any(name.startswith("onnx/") for name in HfApi(endpoint=hub.url).list_repo_files("tester/tiny"))
+
+
+def test_push_onnx_without_the_extra_is_one_line_before_any_request(model_dir, hub, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    requests = len(hub.requests)
+    code, out, err = run_cli(capsys, "push", model_dir, "tester/tiny", "--onnx")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ['tinygpt push: error: ONNX export needs onnxscript, which is not installed: '
+                                        'pip install "tinygpt[onnx]"']
+    assert len(hub.requests) == requests  # no repo was created
