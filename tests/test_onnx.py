@@ -319,3 +319,28 @@ def test_push_onnx_without_the_extra_is_one_line_before_any_request(model_dir, h
     assert err.strip().splitlines() == ['tinygpt push: error: ONNX export needs onnxscript, which is not installed: '
                                         'pip install "tinygpt[onnx]"']
     assert len(hub.requests) == requests  # no repo was created
+
+
+def test_an_export_that_computes_something_else_is_not_kept(exported, tmp_path, capsys, monkeypatch):
+    """Every export is checked on onnxruntime against PyTorch before it is kept: here the graph of other weights
+    (the shared export, put in place of the trace) against a model whose head bias moved by 0.01."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import tinygpt.onnx_export as onnx_export
+
+    folder = tmp_path / "nudged"
+    shutil.copytree(exported, folder, ignore=shutil.ignore_patterns("onnx"))
+    weights = load_file(folder / "model.safetensors")
+    weights["head.bias"] += 0.01
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    monkeypatch.setattr(onnx_export, "export_decoder",
+                        lambda model, path: Path(path).parent.mkdir(parents=True, exist_ok=True)
+                        or shutil.copyfile(exported / ONNX_FILE, path))
+    code, out, err = run_cli(capsys, "export", "onnx", folder)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"tinygpt export: error: {folder / ONNX_FILE}: onnxruntime's logits differ from PyTorch's "
+                          "by 1.00e-02 (more than 0.0001); the export was not kept")
+    assert not (folder / "onnx").exists()

@@ -219,7 +219,7 @@ def _write_metadata(onnx_path: Path, metadata: dict[str, str]) -> None:
     onnx.save(model, str(onnx_path))
 
 
-def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE) -> float:
+def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE, name: str | None = None) -> float:
     """onnxruntime's logits against PyTorch's on a prefill then a step with the cache, batch 2; returns the largest
     difference, raises if it is over `tolerance` (an export that computes something else is never kept)."""
     from .onnx_runtime import OnnxDecoder
@@ -237,7 +237,7 @@ def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE) 
 
     worst = max(float(np.abs(logits - expected[:, :prompt]).max()), float(np.abs(step - expected[:, prompt:]).max()))
     if not worst <= tolerance:  # (also catches NaN)
-        raise ValueError(f"{onnx_path}: onnxruntime's logits differ from PyTorch's by {worst:.2e} (more than "
+        raise ValueError(f"{name or onnx_path}: onnxruntime's logits differ from PyTorch's by {worst:.2e} (more than "
                          f"{tolerance:g}); the export was not kept")
     return worst
 
@@ -280,7 +280,13 @@ def export_onnx(name_or_path: str, out_dir: str | Path | None = None, overwrite:
         if not same and out_dir.is_dir() and any(out_dir.iterdir()):
             raise ValueError(f"--out {out_dir}: the folder is not empty; give a new or empty folder, or pass "
                              "--overwrite to write into it")
-    diff = export_folder(model_dir, target)
+    created = out_dir if not out_dir.exists() else target.parent if not target.parent.exists() else None
+    try:
+        diff = export_folder(model_dir, target)
+    except BaseException:  # a failed export leaves no folder behind that it made (export_folder removed its file)
+        if created is not None and not any(p.is_file() for p in created.rglob("*")):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     if not same:
         for name in ROOT_FILES:
             if (model_dir / name).is_file():
@@ -298,7 +304,7 @@ def export_folder(model_dir: Path, target: Path) -> float:
         export_decoder(model, partial)
         _write_metadata(partial, {WEIGHTS_SHA256_KEY: weights_sha256(Path(model_dir)),
                                   BLOCK_SIZE_KEY: str(model.config.block_size)})
-        diff = check_against_pytorch(model, partial)
+        diff = check_against_pytorch(model, partial, name=str(target))
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
