@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_hub import TOKEN, hf_env, hub, point_at, run_cli, second_model  # noqa: F401 (fixtures)
+from test_hub import TOKEN, hf_env, hub, run_cli, second_model  # noqa: F401 (hf_env, hub: fixtures)
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install \"tinygpt[onnx]\")")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install \"tinygpt[onnx]\")")
@@ -153,7 +153,8 @@ def test_left_padded_batch_matches_pytorch(torch_model, decoder):
 def test_greedy_text_equals_generate_past_block_size(torch_model, decoder, prompt_len):
     """Prefill, cached steps up to block_size, then a rerun of the window per step: PyTorch's generate()."""
     model, _ = torch_model
-    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(prompt_len))
+    generator = torch.Generator().manual_seed(prompt_len)
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=generator)
     with torch.no_grad():
         expected = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=3 * BLOCK)
     assert expected.shape[1] > BLOCK + 2 * BLOCK - 1  # well past block_size

@@ -254,9 +254,9 @@ def plan_onnx(model_dir: Path, files: list[str], export: bool) -> OnnxPlan:
             'needs the onnx package (pip install "tinygpt[onnx]")'])
     if has_export and not export:
         raise ValueError(
-            f"{model_dir / ONNX_FOLDER}model.onnx was exported from other weights than {model_dir / 'model.safetensors'}: "
-            f"export it again (tinygpt export onnx {model_dir} --overwrite) or push with --onnx, which exports into "
-            "the upload and leaves the folder as it is"
+            f"{model_dir / ONNX_FOLDER}model.onnx was exported from other weights than "
+            f"{model_dir / 'model.safetensors'}: export it again (tinygpt export onnx {model_dir} --overwrite) or push "
+            "with --onnx, which exports into the upload and leaves the folder as it is"
         )
     return OnnxPlan([name for name in files if name not in ours], export=True, pushed=True)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 import time
 import warnings
@@ -69,7 +68,8 @@ def require_onnx(*modules: str) -> None:
             missing.append(name)
     if missing:
         verb = "is" if len(missing) == 1 else "are"
-        raise OnnxUnavailableError(f"ONNX export needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
+        raise OnnxUnavailableError(
+            f"ONNX export needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
 
 
 def input_names(n_layer: int) -> list[str]:
