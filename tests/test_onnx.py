@@ -2,7 +2,8 @@
 batch and length, greedy text past block_size with the seed's crop-and-rerun), the command on a folder and on a
 Hub id, `tinygpt push` with the export, and its one-line errors.
 
-The export is traced once per session (`exported`, seconds) and shared; the tests that export again are slow.
+The export is traced once per module (`exported`: 10 s of CPU) and shared; the tests that use it are marked slow,
+and so are the two that export again.
 """
 
 import contextlib
@@ -79,6 +80,7 @@ def pytorch_step(model, ids, mask, past_len):
 # --------------------------------------------------------------------------------------------- the graph
 
 
+@pytest.mark.slow
 def test_export_layout_names_the_contract_dimensions(exported):
     import onnx
 
@@ -113,6 +115,7 @@ def test_export_layout_names_the_contract_dimensions(exported):
     (1, 0, 1), (1, 0, BLOCK), (3, 0, 7),  # no past (the first step, a rerun of the window)
     (1, 5, 1), (2, 9, 1), (4, 3, 6), (2, BLOCK - 1, 1),  # with past: one new character, or several
 ])
+@pytest.mark.slow
 def test_logits_and_cache_match_pytorch(torch_model, decoder, batch, past_len, new):
     model, _ = torch_model
     generator = torch.Generator().manual_seed(batch * 100 + past_len * 10 + new)
@@ -132,6 +135,7 @@ def test_logits_and_cache_match_pytorch(torch_model, decoder, batch, past_len, n
     np.testing.assert_allclose(decoder.forward(ids.numpy())[0], whole, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_left_padded_batch_matches_pytorch(torch_model, decoder):
     """Rows of different lengths, left-padded: the real characters' logits are PyTorch's, prefill and cached step."""
     model, _ = torch_model
@@ -149,6 +153,7 @@ def test_left_padded_batch_matches_pytorch(torch_model, decoder):
 # ------------------------------------------------------------------------------------ the decoding loop
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt_len", [1, 5, BLOCK, BLOCK + 7])
 def test_greedy_text_equals_generate_past_block_size(torch_model, decoder, prompt_len):
     """Prefill, cached steps up to block_size, then a rerun of the window per step: PyTorch's generate()."""
@@ -162,6 +167,7 @@ def test_greedy_text_equals_generate_past_block_size(torch_model, decoder, promp
     np.testing.assert_array_equal(decoder.generate(ids.numpy(), 3 * BLOCK), expected.numpy())
 
 
+@pytest.mark.slow
 def test_greedy_batch_with_left_padding_equals_generate(torch_model, decoder):
     model, tokenizer = torch_model
     batch = tokenizer(["All:\n", "First Citizen:\nSpeak", "Speak, speak."], padding=True, return_tensors="pt")
@@ -173,6 +179,7 @@ def test_greedy_batch_with_left_padding_equals_generate(torch_model, decoder):
     np.testing.assert_array_equal(got, expected.numpy())
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded_and_filtered(decoder):
     prompt = np.array([[1, 2, 3]])
     first = decoder.generate(prompt, BLOCK + 4, temperature=1.0, seed=7)
@@ -187,6 +194,7 @@ def test_sampling_is_seeded_and_filtered(decoder):
     assert seen == greedy[0, 3:8].tolist()
 
 
+@pytest.mark.slow
 def test_card_snippet_writes_pytorchs_greedy_text(exported, torch_model, capsys):
     """The card's onnxruntime-only loop (numpy, tokenizers) runs as written and gives generate()'s text."""
     model, tokenizer = torch_model
@@ -203,6 +211,7 @@ def test_card_snippet_writes_pytorchs_greedy_text(exported, torch_model, capsys)
 # ---------------------------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow
 def test_export_refuses_to_replace_without_overwrite(exported, capsys):
     before = (exported / ONNX_FILE).read_bytes()
     code, out, err = run_cli(capsys, "export", "onnx", exported)
@@ -212,6 +221,7 @@ def test_export_refuses_to_replace_without_overwrite(exported, capsys):
     assert (exported / ONNX_FILE).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_export_refuses_a_non_empty_out_folder(exported, tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep me")
     code, _, err = run_cli(capsys, "export", "onnx", exported, "--out", tmp_path)
@@ -322,6 +332,7 @@ def test_push_onnx_without_the_extra_is_one_line_before_any_request(model_dir, h
     assert len(hub.requests) == requests  # no repo was created
 
 
+@pytest.mark.slow
 def test_an_export_that_computes_something_else_is_not_kept(exported, tmp_path, capsys, monkeypatch):
     """Every export is checked on onnxruntime against PyTorch before it is kept: here the graph of other weights
     (the shared export, put in place of the trace) against a model whose head bias moved by 0.01."""
