@@ -31,11 +31,11 @@ from train_helpers import REPO, TINY, folder_digest, train, trainer_state, witho
 TINY_SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, learning_rate=0.01,
                      threads=1)
 
-def readme_snippet() -> str:
-    """The README's "Train from Python" snippet, exactly as it is written there."""
+def readme_snippets() -> list[str]:
+    """The README's "Train from Python" snippets (a run, then its resume), exactly as they are written there."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Train from Python"):]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = re.split(r"\n##+ ", readme[readme.index("### Train from Python"):], maxsplit=1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
 @pytest.fixture(scope="session")
@@ -492,11 +492,18 @@ def test_bad_text_is_refused_before_training(tmp_path):
 def test_the_readme_snippet(tmp_path, monkeypatch):
     (tmp_path / "data").symlink_to(REPO / "data")
     monkeypatch.chdir(tmp_path)
-    printed = io.StringIO()
+    run, resume = readme_snippets()
+    namespace, printed = {}, io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(readme_snippet(), "README.md", "exec"), {})
+        exec(compile(run, "README.md", "exec"), namespace)
     lines = printed.getvalue()
     assert lines.count(", val loss ") == 3 and lines.rstrip().endswith("finished")  # steps 0, 300 and 600
     assert "step 600, val loss " in lines
     assert trainer_state(tmp_path / "out" / "my-model")["global_step"] == 600
     load_pretrained(tmp_path / "out" / "my-model")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(resume, "README.md", "exec"), namespace)  # the same session: PrintSamples is defined
+    lines = printed.getvalue()
+    assert lines.count(", val loss ") == 1 and "step 700, val loss " in lines and lines.rstrip().endswith("finished")
+    assert trainer_state(tmp_path / "out" / "my-model")["global_step"] == 700

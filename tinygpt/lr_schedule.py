@@ -6,10 +6,10 @@ schedule is a pure function of the settings and the step, so a resumed run rebui
 (`lr_scheduler(optimizer, settings, step)`) instead of saving one: any checkpoint, old or new, continues with the
 rates of a straight run, and a resume with another --learning-rate or --min-lr uses the new values.
 
-Written here rather than taken from transformers' `get_cosine_with_min_lr_schedule_with_warmup`: that one warms up
-from 0 (step 0 would not train), runs one step ahead of this one, and past its horizon climbs back up instead of
-holding the floor, while --lr-decay-iters is a horizon a run extended with --resume --max-iters keeps; the cpu
-preset is tuned on this schedule.
+The factor is written here rather than taken from transformers' `get_cosine_with_min_lr_schedule_with_warmup`,
+which has the same cosine but warms up from 0 (its step 0 does not train) and, past its horizon, climbs back to
+the peak (by twice --lr-decay-iters) instead of holding the floor, while --lr-decay-iters is a horizon a run
+extended with --resume --max-iters keeps. The cpu preset is tuned on this schedule.
 """
 
 from __future__ import annotations
