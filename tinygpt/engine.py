@@ -130,39 +130,20 @@ class Trainer:
 
     def setup(self, text, data_path, data_name, resume_from: ResumePoint | None, data_changed: bool,
               overwrite: bool) -> None:
-        """The run's parts: the text, the model (new, fine-tuned or resumed), the optimizer and its schedule, the
-        run state and the checkpointer; a resumed run then takes back everything it saved."""
-        from .modeling_tinygpt import TinyGPTForCausalLM
-        from .tokenization import tokenizer_from_characters
-
-        s = self.settings
-        if s.threads:
-            torch.set_num_threads(s.threads)
+        """The run's parts: the text, the model (new, fine-tuned or resumed), the run state, the optimizer and its
+        schedule, the random streams and the checkpointer; a resumed run then takes back everything it saved."""
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
         saved = resume_from.state if resume_from is not None else None
-        # A fine-tune starts from a model (its dims, weights and vocabulary first); a resumed one from its state.
-        base_model, base_chars = None, ()
-        if saved is not None:
-            base_chars = saved["chars"][: saved["data"].get("base_vocab_size", 0)]
-        elif s.init_from:
-            from .finetune import load_base
-
-            base_model, base_chars = load_base(s.init_from)
-            self.settings = s = s.with_model_dims(base_model.config)
+        base_model, base_chars = self._base_model(saved)  # a fine-tune's base sets the model's dimensions
+        s = self.settings
         # Data: ids of the whole text, the seed's 90/10 split; the vocabulary is every character of the text.
         self.data = read_run_data(s, self.out_dir, self.run_name, self.accelerator, text=text, data_path=data_path,
                                   data_name=data_name, base_chars=base_chars)
         if saved is not None:
             self.data.info.update(check_same_text(self.data, saved, self.out_dir, data_changed))
         self.train_data, self.val_data, self.chars = self.data.train, self.data.val, self.data.chars
-        self.tokenizer = tokenizer_from_characters(self.chars)
-        torch.manual_seed(s.seed)  # the same initial weights in every process
-        self.model = TinyGPTForCausalLM(self._model_config(base_model, saved))
-        if base_model is not None:
-            from .finetune import copy_base_weights
-
-            copy_base_weights(base_model, self.model)
-        if saved is not None:
-            self.model.load_state_dict(saved["model"])
+        self._setup_model(base_model, saved)
         self.state = RunState(
             max_steps=s.max_iters, n_params=sum(p.numel() for p in self.model.parameters()), num_processes=self.world,
             train_batch_size=s.batch_size, training_args=dict(s.to_dict(), num_processes=self.world),
@@ -172,13 +153,7 @@ class Trainer:
         warning = repeats_warning(self.data.repeats)
         if warning:
             self.state.warn(warning)
-        fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}  # one kernel for all params
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.learning_rate, betas=(s.beta1, s.beta2),
-                                      weight_decay=s.weight_decay, **fused)
-        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)  # the DDP wrapper
-        if s.compile:  # last, around the DDP wrapper, as Accelerate does it
-            self._wrapped = torch.compile(self._wrapped, backend=COMPILE_BACKEND)
-
+        self._setup_optimizer()
         # Random streams: this process's batches (seed + process index) and its dropout (torch's global RNG).
         self.sampler = torch.Generator().manual_seed(s.seed + self.rank)
         torch.manual_seed(s.seed + self.rank)
@@ -190,7 +165,36 @@ class Trainer:
             restore(self, saved)
         self.scheduler = lr_scheduler(self.optimizer, s, self.step)  # not prepared: Accelerate would step it N times
 
-    def _model_config(self, base_model, saved):
+    def _base_model(self, saved):
+        """(model, its characters) a fine-tune starts from, its dimensions now the settings'; a resumed fine-tune
+        has only the base's characters (its weights are in its state); a run from scratch has neither."""
+        if saved is not None:
+            return None, saved["chars"][: saved["data"].get("base_vocab_size", 0)]
+        if not self.settings.init_from:
+            return None, ()
+        from .finetune import load_base
+
+        base_model, base_chars = load_base(self.settings.init_from)
+        self.settings = self.settings.with_model_dims(base_model.config)
+        return base_model, base_chars
+
+    def _setup_model(self, base_model, saved) -> None:
+        """The tokenizer of the run's characters and the model: fresh weights (the same in every process), then
+        the base's (a fine-tune) or the saved ones (a resumed run)."""
+        from .modeling_tinygpt import TinyGPTForCausalLM
+        from .tokenization import tokenizer_from_characters
+
+        self.tokenizer = tokenizer_from_characters(self.chars)
+        torch.manual_seed(self.settings.seed)  # the same initial weights in every process
+        self.model = TinyGPTForCausalLM(self._model_config(base_model, saved))
+        if base_model is not None:
+            from .finetune import copy_base_weights
+
+            copy_base_weights(base_model, self.model)
+        if saved is not None:
+            self.model.load_state_dict(saved["model"])
+
+    def _model_config(self, base_model, saved) -> TinyGPTConfig:
         """A new model's config from the settings; a fine-tune's from its base (grown vocabulary, this dropout)."""
         s = self.settings
         if base_model is None and saved is not None and saved.get("model_config"):
@@ -202,6 +206,16 @@ class Trainer:
         from .finetune import grown_config
 
         return grown_config(base, len(self.chars), s.dropout)
+
+    def _setup_optimizer(self) -> None:
+        """AdamW (fused: one kernel for all parameters), prepared by Accelerate (the DDP wrapper), compiled last."""
+        s = self.settings
+        fused = {"fused": True} if self.device.type in ("cuda", "cpu", "mps") else {}
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.learning_rate, betas=(s.beta1, s.beta2),
+                                      weight_decay=s.weight_decay, **fused)
+        self._wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        if s.compile:  # last, around the DDP wrapper, as Accelerate does it
+            self._wrapped = torch.compile(self._wrapped, backend=COMPILE_BACKEND)
 
     # The run's numbers live in `self.state`; these names are kept for callers written before it existed.
     step = property(lambda self: self.state.global_step, lambda self, v: setattr(self.state, "global_step", v))

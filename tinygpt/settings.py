@@ -2,7 +2,7 @@
 
 Each field of `TrainingSettings` carries its default (the seed's value), its help text, its check and where its
 flag goes in `train.py --help`. Presets are partial overrides. The command line (`flag_groups`, for transformers'
-`HfArgumentParser`), the resolve order (defaults < preset < a resumed run's saved settings < explicit flags),
+`HfArgumentParser`), the resolve order (defaults < a resumed run's saved settings < a preset < explicit flags),
 trainer_state.json's "training_args" (`to_dict`) and the command that trains the model again (`to_command`) all
 read the fields, so adding a setting is one new field here. The idea is transformers' `TrainingArguments`.
 """
