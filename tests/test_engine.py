@@ -191,10 +191,11 @@ def test_a_notebook_resumes_exactly(tmp_path, text):
     """Trainer.resume(out_dir, max_iters=...) continues a run bit for bit: 3 steps, then resumed to 7, equals 7
     straight steps (weights, log, the optimizer's rates); a resume state written before the schedule was a torch
     scheduler (no "initial_lr" in the optimizer's groups) continues the same way."""
-    straight = Trainer(TrainingSettings(**SCHEDULED, max_iters=7), text=text, out_dir=tmp_path / "straight")
+    short = dict(sample_length=20)  # the samples are compared too; 20 characters are enough and quicker
+    straight = Trainer(TrainingSettings(**SCHEDULED, max_iters=7), text=text, out_dir=tmp_path / "straight", **short)
     straight.train()
     for name, old_format in (("split", False), ("old", True)):
-        Trainer(TrainingSettings(**SCHEDULED, max_iters=3), text=text, out_dir=tmp_path / name).train()
+        Trainer(TrainingSettings(**SCHEDULED, max_iters=3), text=text, out_dir=tmp_path / name, **short).train()
         if old_format:
             path = tmp_path / name / "training_state.pt"
             state = torch.load(path, weights_only=True)
@@ -206,7 +207,7 @@ def test_a_notebook_resumes_exactly(tmp_path, text):
             assert faster.optimizer.param_groups[0]["lr"] == faster.settings.learning_rate_at(3) == \
                 pytest.approx(0.02 * (0.1 + 0.5 * 1.5 * 0.9))  # a third of the way down the cosine
             faster.close()
-        resumed = Trainer.resume(tmp_path / name, max_iters=7)  # its text comes from the folder's train.txt
+        resumed = Trainer.resume(tmp_path / name, max_iters=7, **short)  # its text: the folder's train.txt
         assert resumed.resumed and resumed.step == 3 and resumed.settings.max_iters == 7
         assert resumed.optimizer.param_groups[0]["lr"] == resumed.settings.learning_rate_at(3)
         assert resumed.train() == "finished"
@@ -225,7 +226,7 @@ def test_the_optimizer_runs_the_logged_schedule(tmp_path, text):
             rates.append((step, lr, trainer.optimizer.param_groups[0]["lr"]))  # the rate of the next step
 
     settings = TrainingSettings(**SCHEDULED, max_iters=7)
-    trainer = Trainer(settings, text=text, out_dir=tmp_path / "run", callbacks=[Rates()])
+    trainer = Trainer(settings, text=text, out_dir=tmp_path / "run", callbacks=[Rates()], sample_length=20)
     assert isinstance(trainer.scheduler, torch.optim.lr_scheduler.LRScheduler)
     assert trainer.optimizer.param_groups[0]["lr"] == settings.learning_rate_at(0) == pytest.approx(0.01 / 3)
     trainer.train()
