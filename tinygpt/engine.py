@@ -16,6 +16,7 @@ offers is measured on the weights offered. The parts are components, each in its
     divergence.py        NaN/inf losses caught without a device sync per step
     memorising.py        the learner-facing warnings: memorising, val loss rising
     trainer_callback.py  the events, to which everything else subscribes
+    paths.py             how the paths a run is given are recorded (from the project root)
 
 What the run has done is `trainer.state` (`run_state.RunState`, after transformers' `TrainerState`): the engine
 updates it, callbacks read it, and each checkpoint's trainer_state.json is it saved. This module imports no card
@@ -44,10 +45,11 @@ from .divergence import LossWatch
 from .generation import generation_kwargs
 from .lr_schedule import lr_scheduler
 from .memorising import OVERFITTING, overfitting_warning, repeats_warning
+from .paths import record_sources, recorded_path
 from .resume import ResumePoint, check_same_text, open_run, restore
 from .run_data import read_run_data
 from .run_state import RunState
-from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings, project_path
+from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings
 from .trainer_callback import TrainerCallback
 
 __all__ = ["Trainer", "TrainerCallback"]  # TrainerCallback lives in trainer_callback.py; importable from here too
@@ -77,7 +79,7 @@ class Trainer:
                                 "continues")
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
-        settings = settings.with_project_paths()
+        settings = record_sources(settings)  # --init-from and --dataset as the reproduce command names them
         if settings.dataset and (text is not None or data_path is not None):
             raise TrainingError("give the text either with --data FILE or with --dataset NAME, not both")
         if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
@@ -85,7 +87,7 @@ class Trainer:
                                 "not several or none")
         self.settings = s = settings
         self.out_dir = Path(out_dir)
-        self.run_name = str(run_name) if run_name else project_path(self.out_dir)
+        self.run_name = str(run_name) if run_name else recorded_path(self.out_dir)
         self.callbacks = list(callbacks)
         self.start_time = time.perf_counter() if start_time is None else start_time
         self.sample_length = sample_length
@@ -163,7 +165,9 @@ class Trainer:
         self.resume_note = None
         if saved is not None:
             restore(self, saved)
-        self.scheduler = lr_scheduler(self.optimizer, s, self.step)  # not prepared: Accelerate would step it N times
+        # Not prepared (Accelerate would step it once per process), and over the torch optimizer inside Accelerate's
+        # wrapper, which every optimizer step goes through (torch's scheduler checks it stepped first).
+        self.scheduler = lr_scheduler(getattr(self.optimizer, "optimizer", self.optimizer), s, self.step)
 
     def _base_model(self, saved):
         """(model, its characters) a fine-tune starts from, its dimensions now the settings'; a resumed fine-tune

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_training_state, model_files_problem, restore_rng
+from .paths import recorded_path
 from .run_data import TEXT_FILE_NAME, RunData
 from .run_state import RunState
-from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name, project_path
+from .settings import MODEL_DIMS, TrainingError, TrainingSettings, flag_name
 
 
 @dataclass
@@ -49,7 +50,7 @@ def open_run(out_dir, changes: dict | None = None, *, data_path=None, text: str 
     state = load_training_state(out_dir)
     saved = state["settings"]
     init_from = changes.get("init_from")
-    if init_from and project_path(init_from) != saved.get("init_from") and init_from != saved.get("init_from"):
+    if init_from and recorded_path(init_from) != saved.get("init_from") and init_from != saved.get("init_from"):
         raise TrainingError(f"--resume: {out_dir} was started from {saved.get('init_from') or 'scratch'}, not "
                             f"--init-from {init_from}; leave --init-from out to continue it")
     settings = TrainingSettings.resolve(changes, saved=saved)

@@ -17,7 +17,8 @@ from .corpus import iter_corpus
 from .data import (
     PREPARED_DIR, check_split_lengths, encode_corpus, encode_text, file_source, prepare_ids, val_repeats_train,
 )
-from .settings import TrainingSettings, project_path
+from .paths import recorded_path
+from .settings import TrainingSettings
 
 TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
 
@@ -49,7 +50,7 @@ def read_run_data(settings: TrainingSettings, out_dir: Path, run_name: str, acce
         "name": Path(data_path).name if data_path is not None else settings.dataset or data_name or "text",
         # How the reproduce command names the text: its path from the project root (else its absolute path),
         # or the copy saved in the folder for a text given in memory (a dataset names itself: no path).
-        "path": project_path(data_path) if data_path is not None
+        "path": recorded_path(data_path) if data_path is not None
         else None if settings.dataset else f"{run_name}/{TEXT_FILE_NAME}",
         "characters": len(corpus), "vocab_size": len(corpus.chars),
         "val_repeats_train": round(repeats, 4),

@@ -15,7 +15,6 @@ import math
 import shlex
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .configuration_tinygpt import TinyGPTConfig
 from .device import DEVICE_CHOICES
@@ -49,11 +48,12 @@ class TrainingDiverged(TrainingError):
                          f"{learning_rate:g}, too high for this model); {kept}")
 
 
-def setting(default, help, group, check=None, choices=None, metavar=None):
+def setting(default, help, group, check=None, choices=None, metavar=None, parse=None):
     """A field that is a flag of train.py (of TrainingSettings, or a run option): its default, its help (`{default}`
-    in it shows the default), its help group, its check (a name in CHECKS), its choices and its metavar."""
+    in it shows the default), its help group, its check (a name in CHECKS), its choices, its metavar, and `parse`,
+    a function from the flag's text to its value where the field's type is not enough (argparse's `type`)."""
     return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices,
-                                            "metavar": metavar})
+                                            "metavar": metavar, "parse": parse})
 
 
 DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names)", "optimisation",
@@ -62,7 +62,6 @@ DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names
 REPORT_TO = ("tensorboard", "trackio")
 # Settings that change where a run reports, not the model it trains: left out of the reproduce command.
 NOT_REPRODUCED = ("report_to",)
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
 
 PRESETS = {
     # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
@@ -256,15 +255,6 @@ class TrainingSettings:
         (`tinygpt.lr_schedule`, the same numbers the run's scheduler sets)."""
         return self.learning_rate * lr_factor(self, step)
 
-    def with_project_paths(self) -> TrainingSettings:
-        """--init-from and --dataset as the reproduce command names them: a local folder or file like --data (from
-        the project root, else absolute); a Hub id as it is."""
-        from .common import is_local_path
-
-        local = {k: project_path(getattr(self, k)) for k in ("init_from", "dataset")
-                 if getattr(self, k) and is_local_path(getattr(self, k)) and Path(getattr(self, k)).exists()}
-        return dataclasses.replace(self, **local) if local else self
-
     def to_command(self, data: str, out_dir: str, num_processes: int = 1) -> str:
         """A command that trains this model again: the preset plus every setting that differs from it (with
         --dataset, that names the data and `data` is left out)."""
@@ -296,20 +286,11 @@ def flag_groups(*classes) -> list[type]:
                 kwargs["choices"] = meta["choices"]
             elif types[f.name] is not bool:
                 kwargs["metavar"] = meta["metavar"] or ("N" if value_type(f) is int else "X")
-            flag = (f.name, types[f.name], field(default=argparse.SUPPRESS, metadata=kwargs))
+            # HfArgumentParser takes a flag's argparse `type` from the field's annotation: `parse` goes there.
+            flag = (f.name, meta["parse"] or types[f.name], field(default=argparse.SUPPRESS, metadata=kwargs))
             groups.setdefault(meta["group"], []).append(flag)
     return [dataclasses.make_dataclass(f"Flags{i}", flags, namespace={"_argument_group_name": title})
             for i, (title, flags) in enumerate(groups.items())]
-
-
-def project_path(path) -> str:
-    """`path` as the reproduce command names it: relative to the project root (where `python train.py` runs) when
-    it is inside it, else absolute."""
-    resolved = Path(path).resolve()
-    try:
-        return resolved.relative_to(PROJECT_ROOT).as_posix()
-    except ValueError:
-        return str(path) if Path(path).is_absolute() else str(resolved)
 
 
 def flag_name(name: str) -> str:
