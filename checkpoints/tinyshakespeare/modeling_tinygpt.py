@@ -286,29 +286,38 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         last = isinstance(logits_to_keep, int) and logits_to_keep == 1 and not getattr(cache, "is_compileable", False)
         recorded = {name: kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states",
                                                                                    "output_attentions")}
-        last = last and not any(recorded.values())
-        trunk = self._trunk(x, mask, cache, last, attention_function(self.config, recorded["output_attentions"]),
-                            return_dict=True, **kwargs)
-        logits = self.head(slice_logits_to_keep(trunk.last_hidden_state, logits_to_keep))  # (B, T, vocab_size)
+        attention = attention_function(self.config, recorded["output_attentions"])
+        hidden_states = attentions = None
+        if any(recorded.values()):  # transformers' output capture, only when asked: it costs ~40 us a forward
+            trunk = self._recorded_trunk(x, mask, cache, attention, return_dict=True, **kwargs)
+            x, hidden_states, attentions = trunk.last_hidden_state, trunk.hidden_states, trunk.attentions
+        else:
+            x = self._trunk(x, mask, cache, last, attention, **kwargs)
+        logits = self.head(slice_logits_to_keep(x, logits_to_keep))  # (B, T, vocab_size)
 
         loss = None
         if labels is not None or kwargs.get("shift_labels") is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         if crop_and_rerun:  # each window's last logits, back in the input's batch: (B, n, vocab_size)
             logits, cache = logits.view(B, -1, logits.shape[-1]), returned_cache
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache, hidden_states=trunk.hidden_states,
-                                      attentions=trunk.attentions)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache, hidden_states=hidden_states,
+                                      attentions=attentions)
 
-    @capture_outputs
-    def _trunk(self, x, mask, cache, last, attention, **kwargs) -> BaseModelOutputWithPast:
+    def _trunk(self, x, mask, cache, last, attention, **kwargs) -> torch.Tensor:
         """The blocks and `ln_f`: what a transformers model's base model computes (`LlamaModel`, GPT-2's
-        `transformer`). transformers' output capture records `hidden_states` (each block's input, then `ln_f`'s output
-        as the last one, as in every transformers language model) and `attentions` here, so that `forward` returns
-        exactly `CausalLMOutputWithPast`'s fields."""
+        `transformer`). `last`: the last block computes only the last position (see `forward`)."""
         for i, block in enumerate(self.blocks):
             last_only = last and i == len(self.blocks) - 1
             x = block(x, attention_mask=mask, cache=cache, last_only=last_only, attention=attention, **kwargs)
-        return BaseModelOutputWithPast(last_hidden_state=self.ln_f(x), cache=cache)  # (B, T, C)
+        return self.ln_f(x)  # (B, T, C)
+
+    @capture_outputs
+    def _recorded_trunk(self, x, mask, cache, attention, **kwargs) -> BaseModelOutputWithPast:
+        """`_trunk` under transformers' output capture (output_hidden_states / output_attentions): it records each
+        block's input and then `ln_f`'s output as `hidden_states` (the last one is what the head reads, as in every
+        transformers language model), and each block's attention weights, so that `forward` returns exactly
+        `CausalLMOutputWithPast`'s fields."""
+        return BaseModelOutputWithPast(last_hidden_state=self._trunk(x, mask, cache, False, attention, **kwargs))
 
     def _position_ids(self, tok_emb, cache, attention_mask, position_ids):
         """transformers' default positions, checked against the block_size learned ones (a clear error, not an
