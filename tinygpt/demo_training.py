@@ -443,16 +443,17 @@ def _no_paths(err: BaseException, job: TrainingJob) -> str:
 
 # What an evaluation of the seed's model costs in the Train tab, in its own steps (batch 32): the losses over
 # EVAL_ITERS batches of 128 of each split (about 2.5 steps a batch), the 300-character sample (10-25 steps) and the
-# checkpoint with its card and plot (7-9 steps); benchmarks/README.md, "Words sooner".
+# checkpoint with its card and plot (7-9 steps). benchmarks/README.md, "Words sooner", has the measurements.
 EVAL_ITERS = 4  # the cpu preset's 10 cost 25 steps; 4 keep the standard error near 0.016 (the same batches each time)
-EVAL_EVERY = 100  # the seed's model: a val point about every 2 s, val <= 2.0 shown at step 700 (was 900)
+# The seed's model: a val point about every 3 s, evaluating about a fifth of the time (as with 300 steps and 10
+# batches before); on tiny Shakespeare val <= 2.0 then shows at step 700 instead of 900.
+EVAL_EVERY = 175
 
 
 def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
-    """Every EVAL_EVERY steps for the seed's model (a point every ~2 s; evaluating is a quarter to a third of the
-    time); a bigger model's steps cost more (about n_layer x n_embd^2 x block_size), so it evaluates proportionally
-    more often, down to every 25 steps; a smaller one less often, up to every 300 (its evaluations cost about as
-    much: the sample and the checkpoint)."""
+    """Every EVAL_EVERY steps for the seed's model; a bigger model's steps cost more (about n_layer x n_embd^2 x
+    block_size), so it evaluates proportionally more often, down to every 25 steps; a smaller one less often, up to
+    every 300 (its evaluations cost about as much: the sample and the checkpoint)."""
     n_layer, _, n_embd, block_size = dims
     cost = n_layer * n_embd**2 * block_size / (2 * 64**2 * 32)
     return int(min(300, max(25, EVAL_EVERY / cost // 25 * 25)))

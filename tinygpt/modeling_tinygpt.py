@@ -288,8 +288,10 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
                                                                                    "output_attentions")}
         attention = attention_function(self.config, recorded["output_attentions"])
         hidden_states = attentions = None
-        if any(recorded.values()):  # transformers' output capture, only when asked: it costs ~40 us a forward
-            trunk = self._recorded_trunk(x, mask, cache, attention, return_dict=True, **kwargs)
+        # transformers' output capture costs ~40 us a forward: only when asked for, or once its hooks are on the blocks
+        # (the first request puts them there for good; they then need the capture's context, e.g. under compile)
+        if any(recorded.values()) or getattr(self, "_output_capturing_hooks_installed", False):
+            trunk = self._recorded_trunk(x, mask, cache, last, attention, return_dict=True, **kwargs)
             x, hidden_states, attentions = trunk.last_hidden_state, trunk.hidden_states, trunk.attentions
         else:
             x = self._trunk(x, mask, cache, last, attention, **kwargs)
@@ -312,12 +314,12 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         return self.ln_f(x)  # (B, T, C)
 
     @capture_outputs
-    def _recorded_trunk(self, x, mask, cache, attention, **kwargs) -> BaseModelOutputWithPast:
+    def _recorded_trunk(self, x, mask, cache, last, attention, **kwargs) -> BaseModelOutputWithPast:
         """`_trunk` under transformers' output capture (output_hidden_states / output_attentions): it records each
         block's input and then `ln_f`'s output as `hidden_states` (the last one is what the head reads, as in every
         transformers language model), and each block's attention weights, so that `forward` returns exactly
         `CausalLMOutputWithPast`'s fields."""
-        return BaseModelOutputWithPast(last_hidden_state=self._trunk(x, mask, cache, False, attention, **kwargs))
+        return BaseModelOutputWithPast(last_hidden_state=self._trunk(x, mask, cache, last, attention, **kwargs))
 
     def _position_ids(self, tok_emb, cache, attention_mask, position_ids):
         """transformers' default positions, checked against the block_size learned ones (a clear error, not an
