@@ -442,11 +442,11 @@ def _no_paths(err: BaseException, job: TrainingJob) -> str:
 
 
 # What an evaluation of the seed's model costs in the Train tab, in its own steps (batch 32): the losses over
-# EVAL_ITERS batches of 128 of each split (about 2.5 steps a batch), the 300-character sample (10-25 steps) and the
-# checkpoint with its card and plot (7-9 steps). benchmarks/README.md, "Words sooner", has the measurements.
-EVAL_ITERS = 4  # the cpu preset's 10 cost 25 steps; 4 keep the standard error near 0.016 (the same batches each time)
-# The seed's model: a val point about every 3 s, evaluating about a fifth of the time (as with 300 steps and 10
-# batches before); on tiny Shakespeare val <= 2.0 then shows at step 700 instead of 900.
+# EVAL_ITERS batches of 128 of each split (about 2.5-3 steps a batch), the 300-character sample (18-24 steps) and the
+# checkpoint with its card and plot (7 steps). benchmarks/README.md, "Words sooner", has the measurements.
+EVAL_ITERS = 4  # the cpu preset's 10 cost 25-28 steps; 4 keep the standard error near 0.016 (same batches each time)
+# The seed's model: a val point about every 3 s (was 5), evaluating about a quarter of the time (was a fifth); on tiny
+# Shakespeare val <= 2.0 then shows at step 700 instead of 900, for about 0.8x the work.
 EVAL_EVERY = 175
 
 

@@ -250,7 +250,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         position_ids (`torch.LongTensor` of shape `(batch, T)`): positions in `[0, block_size)`. By default counted
             from the first character of each row of a 2-D mask (left padding does not shift positions), else from
             the cache's length. Positions that restart within a row without a mask mark packed sequences, which then
-            do not see each other (transformers' `create_causal_mask`).
+            do not see each other (transformers' `create_causal_mask`); such a row may be longer than block_size.
         labels (`torch.LongTensor` of shape `(batch, T)`): usually `input_ids`; shifted inside the model, so position
             t is scored against labels[t + 1]; -100 is ignored. To score every position against targets you already
             shifted (the seed's `targets`), pass `shift_labels=targets` instead.
