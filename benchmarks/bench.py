@@ -69,8 +69,10 @@ class Dims:
         return f"{self.n_layer}L/{self.n_embd}/{self.n_head}h, block {self.block_size}{batch}"
 
 
-# The sizes the issue names. Training: the seed's run and nanoGPT's CPU example; generation: both widths.
-TRAIN_SIZES = {"the seed's run": Dims(2, 64, 4, 32, 16), "nanoGPT's CPU example": Dims(4, 128, 4, 64, 12)}
+# The sizes the issue names. Training: the seed's run, the Train tab's (the cpu preset's batch of 32) and nanoGPT's
+# CPU example; generation: both widths.
+TRAIN_SIZES = {"the seed's run": Dims(2, 64, 4, 32, 16), "the Train tab's step": Dims(2, 64, 4, 32, 32),
+               "nanoGPT's CPU example": Dims(4, 128, 4, 64, 12)}
 GEN_SIZES = [Dims(2, 64, 4, 32), Dims(4, 128, 4, 256)]
 
 

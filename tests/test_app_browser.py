@@ -227,12 +227,15 @@ def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, se
     assert page.is_disabled("#train-btn")  # one training at a time: the button is off while it runs
     assert "Newest sample: step 0 · val" in page.inner_text("#train-samples")
     page.wait_for_function(f"{POINTS} >= 2", timeout=30_000)  # step 0's two losses: a point each, before any line
-    page.wait_for_function(f"{SAMPLES} >= 2", timeout=120_000)  # step 300
+    page.wait_for_function(f"{SAMPLES} >= 2", timeout=120_000)  # step 175 (demo_training.eval_interval_for)
     progress = page.inner_text("#train-progress")
     assert "Training: step " in progress and " / 2,400" in progress and "s left" in progress, progress
     assert "bits per character" in progress
-    assert page.locator("#train-samples .newest strong").inner_text().startswith("Newest sample: step 300 · val")
-    assert page.locator("#train-samples details").count() == 1  # the older sample, folded
+    # every 175 steps (demo_training.eval_interval_for): the next one may already have come, ~3 s later
+    newest = page.locator("#train-samples .newest strong").inner_text()
+    step = re.match(r"Newest sample: step (\d+) · val", newest)
+    assert step and int(step[1]) > 0 and int(step[1]) % 175 == 0, newest
+    assert page.locator("#train-samples details").count() >= 1  # the older samples, folded
     page.screenshot(path=str(ARTIFACTS / "app-train-running.png"), full_page=True)
 
     page.click("#train-stop-btn")

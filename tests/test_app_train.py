@@ -510,8 +510,10 @@ def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
     app = load_app_module()
     sizes = demo_training.MODEL_SIZES
     assert demo_training.TRAIN_SECONDS == 60 and sizes[demo_training.DEFAULT_SIZE] == (2, 4, 64, 32)
-    # Evaluations (and samples) every 300 steps for the seed's model, the cpu preset's; more often for bigger ones.
-    assert [demo_training.eval_interval_for(dims) for dims in sizes.values()] == [300, 25, 300]
+    # Evaluations (and samples) every 175 steps for the seed's model, over 4 batches a split; more often for bigger
+    # models, less often for the tiny one (benchmarks/README.md, "Words sooner").
+    assert [demo_training.eval_interval_for(dims) for dims in sizes.values()] == [175, 25, 300]
+    assert demo_training.EVAL_ITERS == 4
     assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
 
 

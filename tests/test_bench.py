@@ -50,7 +50,7 @@ def test_json_holds_the_raw_rounds(smoke_run):
     _, results = smoke_run
     assert results["plan"] == "smoke" and results["machine"]["threads"] == 1
     train, generation, sliding = results["tables"]
-    assert [len(g["rows"]) for g in train["groups"]] == [4, 4]
+    assert [len(g["rows"]) for g in train["groups"]] == [4, 4, 4]
     assert [len(g["rows"]) for g in generation["groups"]] == [8, 8]
     assert [len(g["rows"]) for g in sliding["groups"]] == [3, 3]
     for table in results["tables"]:

@@ -1,5 +1,7 @@
 """TinyGPTForCausalLM against the blog's own classes, and against the transformers contract."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -391,3 +393,115 @@ def test_generation_past_block_size_attaches_nothing_to_the_callers_cache(model)
                              return_dict_in_generate=True)
         assert not any("tinygpt" in name for obj in (cache, *cache.layers) for name in vars(obj))
         assert out.sequences.shape[1] == 4 + 2 * model.config.block_size
+
+
+# ---------------------------------------------------------------- transformers' generic tests (issue 23) and padding
+
+
+def test_outputs_have_exactly_the_fields_of_causal_lm_output_with_past(model):
+    """transformers' test_attention_outputs: asking for hidden states adds one field (hidden_states), as in every
+    causal LM of transformers, and the last hidden state is ln_f's output (the head applied to it gives the logits)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    x = torch.randint(0, model.config.vocab_size, (2, 7))
+    with torch.no_grad():
+        plain = model(x)
+        attentions = model(x, output_attentions=True)
+        both = model(x, output_attentions=True, output_hidden_states=True)
+    assert type(both) is CausalLMOutputWithPast
+    assert list(plain.keys()) == ["logits", "cache"]
+    assert list(attentions.keys()) == ["logits", "cache", "attentions"]
+    assert list(both.keys()) == ["logits", "cache", "hidden_states", "attentions"]
+    assert len(both) == len(attentions) + 1
+    assert torch.allclose(model.head(both.hidden_states[-1]), both.logits, atol=1e-6)
+    with torch.no_grad():
+        as_tuple = model(x, output_hidden_states=True, return_dict=False)
+    assert len(as_tuple) == 3 and torch.equal(as_tuple[0], plain.logits)  # logits, cache, hidden_states
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_a_packed_row_longer_than_block_size_matches_the_padded_batch(model, attn_implementation):
+    """transformers' test_{eager,sdpa}_padding_matches_padding_free_with_position_ids: a left-padded batch, packed
+    into one row (padding-free training) with position_ids restarting at 0 for each text, gives each text's logits,
+    although the row (here 42 characters) is longer than block_size (16): every position id fits the table."""
+    model.set_attn_implementation(attn_implementation)
+    block, vocab = model.config.block_size, model.config.vocab_size
+    lengths = [16, 9, 12, 5]
+    mask = torch.zeros((len(lengths), block), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        mask[row, block - n:] = 1  # left padding
+    ids = torch.randint(1, vocab, mask.shape).masked_fill(mask == 0, 0)
+    packed_ids = ids[mask.bool()][None]  # (1, 42)
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    assert packed_ids.shape[1] == sum(lengths) > block
+    with torch.no_grad():
+        padded = model(ids, attention_mask=mask, use_cache=False).logits[mask.bool()]
+        packed = model(packed_ids, position_ids=positions, use_cache=False).logits[0]
+    assert (padded - packed).abs().max() < 1e-5
+    with pytest.raises(ValueError, match=f"position_ids must be < block_size={block}.*got {block}"):
+        model(packed_ids[:, : block + 1], position_ids=torch.arange(block + 1)[None])
+    with pytest.raises(ValueError, match=f"{sum(lengths)} positions .* exceed block_size={block}"):
+        model(packed_ids)  # counted positions (no position_ids) still may not pass the table
+
+
+def test_generate_with_no_input_starts_from_id_0_like_the_seed(tmp_path, tokenizer):
+    """transformers' test_text_generation_pipeline_body: `pipeline("text-generation")("")` and generate() with no
+    input start from the generation config's BOS, id 0: the seed's torch.zeros((1, 1)). It only starts there:
+    generation does not stop at id 0 (no EOS), nothing is stripped from the text (no special tokens), and the
+    start is a character even though the tokenizer pads with the same id."""
+    seed_model, ours = seed_and_tinygpt("other", seed=6)
+    ours.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert (loaded.generation_config.bos_token_id, loaded.generation_config.eos_token_id) == (0, None)
+    start = torch.zeros((1, 1), dtype=torch.long)
+    reference = seed_greedy_loop(seed_model, start, 50, 20)  # past block_size 20 too
+    assert loaded.generate(max_new_tokens=50, do_sample=False).tolist() == reference.tolist()
+    assert loaded.generate(max_new_tokens=50, do_sample=False, pad_token_id=0).tolist() == reference.tolist()
+    torch.manual_seed(7)
+    sampled = seed_model.generate(start, 60)  # the seed's own sampling loop
+    torch.manual_seed(7)
+    assert loaded.generate(max_new_tokens=60).tolist() == sampled.tolist()
+
+    model = make_model(len(tokenizer), seed=1)  # the test vocabulary: id 0 is "\n"
+    written = model.generate(start, max_new_tokens=60, do_sample=False)
+    assert (written[0, 1:] == 0).sum() >= 2  # it writes newlines (id 0) and goes on: id 0 ends nothing
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    text = generator("", max_new_tokens=60, do_sample=False)[0]["generated_text"]
+    assert text == tokenizer.decode(written[0]) == tokenizer.decode(written[0], skip_special_tokens=True)
+    assert text.startswith("\n") and len(text) == 61
+
+    from transformers import GenerationConfig
+
+    own = make_model(len(tokenizer), bos_token_id=3)  # a config that names its own BOS keeps it
+    assert own.generation_config.bos_token_id == 3
+    bundled = GenerationConfig.from_pretrained(Path(__file__).resolve().parents[1] / "checkpoints" / "tinyshakespeare")
+    assert (bundled.bos_token_id, bundled.eos_token_id, bundled.pad_token_id) == (0, None, None)
+
+
+def test_eager_attention_honours_sdpas_boolean_padding_mask(model, tokenizer):
+    """A left-padded batch asked for its attentions runs eager attention on the mask built for sdpa (booleans):
+    the logits are sdpa's and each prompt's own, and no character attends to padding. (Issue 22: eager attention
+    ignoring that boolean mask passed every other test.)"""
+    prompts = ["Speak", "First Citizen:", "All"]  # within block_size 16
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"]
+    assert model.config._attn_implementation == "sdpa" and mask.min() == 0  # really padded
+    with torch.no_grad():
+        fused = model(**batch).logits
+        weighed = model(**batch, output_attentions=True)
+        model.set_attn_implementation("eager")  # eager's own (additive, float) mask
+        eager = model(**batch, output_attentions=True)
+    real = mask.bool()
+    assert (weighed.logits - fused)[real].abs().max() < 1e-5
+    assert (eager.logits - fused)[real].abs().max() < 1e-5
+    for row, prompt in enumerate(prompts):
+        with torch.no_grad():
+            alone = model(**tokenizer(prompt, return_tensors="pt")).logits[0]
+        assert (weighed.logits[row][real[row]] - alone).abs().max() < 1e-5
+    for attentions in (weighed.attentions, eager.attentions):
+        for wei in attentions:  # (batch, heads, T, T)
+            on_padding = wei.masked_select((mask == 0)[:, None, None, :] & real[:, None, :, None])
+            assert on_padding.abs().max() == 0
+            assert torch.allclose(wei.sum(-1)[real[:, None, :].expand(-1, wei.shape[1], -1)], torch.tensor(1.0))
+    for a, b in zip(weighed.attentions, eager.attentions):
+        assert (a - b)[real[:, None, :, None].expand_as(a)].abs().max() < 1e-6

@@ -355,7 +355,7 @@ class TrainingJob:
         overrides = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                          max_seconds=self.seconds, threads=0,  # threads 0: keep the server's --threads
                          keep="best",  # the folder's model (Generate, Download, Push) is the best-val one
-                         eval_interval=eval_interval_for(self.dims))
+                         eval_interval=eval_interval_for(self.dims), eval_iters=EVAL_ITERS)
         if self.max_iters:
             overrides.update(max_iters=self.max_iters, lr_decay_iters=max(self.max_iters, 51),
                              eval_interval=min(overrides["eval_interval"], max(1, self.max_iters // 4)))
@@ -441,13 +441,22 @@ def _no_paths(err: BaseException, job: TrainingJob) -> str:
     return text.rstrip(".")
 
 
+# What an evaluation of the seed's model costs in the Train tab, in its own steps (batch 32): the losses over
+# EVAL_ITERS batches of 128 of each split (about 2.5-3 steps a batch), the 300-character sample (18-24 steps) and the
+# checkpoint with its card and plot (7 steps). benchmarks/README.md, "Words sooner", has the measurements.
+EVAL_ITERS = 4  # the cpu preset's 10 cost 25-28 steps; 4 keep the standard error near 0.016 (same batches each time)
+# The seed's model: a val point about every 3 s (was 5), evaluating about a quarter of the time (was a fifth); on tiny
+# Shakespeare val <= 2.0 then shows at step 700 instead of 900, for about 0.8x the work.
+EVAL_EVERY = 175
+
+
 def eval_interval_for(dims: tuple[int, int, int, int]) -> int:
-    """The cpu preset evaluates the seed's model every 300 steps (every few seconds); a bigger model's steps cost
-    more (about n_layer x n_embd^2 x block_size), so it evaluates proportionally more often: new samples every few
-    seconds whatever the size."""
+    """Every EVAL_EVERY steps for the seed's model; a bigger model's steps cost more (about n_layer x n_embd^2 x
+    block_size), so it evaluates proportionally more often, down to every 25 steps; a smaller one less often, up to
+    every 300 (its evaluations cost about as much: the sample and the checkpoint)."""
     n_layer, _, n_embd, block_size = dims
     cost = n_layer * n_embd**2 * block_size / (2 * 64**2 * 32)
-    return int(min(300, max(25, 300 / cost // 25 * 25)))
+    return int(min(300, max(25, EVAL_EVERY / cost // 25 * 25)))
 
 
 class TrainingLine:

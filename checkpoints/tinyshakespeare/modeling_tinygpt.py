@@ -24,7 +24,6 @@ This file is copied next to the weights by `save_pretrained`, so it imports only
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -35,9 +34,10 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation.stopping_criteria import MaxLengthCriteria
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import AttentionInterface, slice_logits_to_keep
 from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_tinygpt import TinyGPTConfig
@@ -163,17 +163,6 @@ class Block(GradientCheckpointingLayer):
         return x
 
 
-@dataclass
-class TinyGPTOutput(CausalLMOutputWithPast):
-    r"""
-    last_hidden_state (`torch.FloatTensor` of shape `(batch, T, n_embd)`, only with `output_hidden_states=True`):
-        `ln_f`'s output. transformers' output capture makes it the last of `hidden_states` (so that `head` applied to
-        it gives the logits), as in every transformers language model.
-    """
-
-    last_hidden_state: torch.FloatTensor | None = None
-
-
 class TinyGPTPreTrainedModel(PreTrainedModel):
     """The transformers contract: config class, weight init, what may be compiled, checkpointed or recorded."""
 
@@ -226,6 +215,11 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         # `do_sample=False` is still greedy, and every other decoding option can be passed as usual.
         self.generation_config.do_sample = True
         self.generation_config.top_k = 0
+        # generate() with no input starts from the seed's start, `torch.zeros((1, 1))`: id 0, which the tokenizer also
+        # answers as its BOS (tiny Shakespeare's newline). Only a start: generation does not stop at it (that would be
+        # eos_token_id), nor is it added to prompts or removed from text. A config that names its own BOS keeps it.
+        if self.generation_config.bos_token_id is None:
+            self.generation_config.bos_token_id = 0
 
     def get_output_embeddings(self):
         return self.head
@@ -234,7 +228,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         self.head = value
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
-    @capture_outputs
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -247,7 +241,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         crop_and_rerun: bool = False,
         **kwargs,
-    ) -> TinyGPTOutput:
+    ) -> CausalLMOutputWithPast:
         r"""
         input_ids (`torch.LongTensor` of shape `(batch, T)`): character ids. With a `cache`, only the new ones.
         cache (`Cache`): keys/values of earlier characters, filled in place; returned as `output.cache`.
@@ -256,7 +250,7 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         position_ids (`torch.LongTensor` of shape `(batch, T)`): positions in `[0, block_size)`. By default counted
             from the first character of each row of a 2-D mask (left padding does not shift positions), else from
             the cache's length. Positions that restart within a row without a mask mark packed sequences, which then
-            do not see each other (transformers' `create_causal_mask`).
+            do not see each other (transformers' `create_causal_mask`); such a row may be longer than block_size.
         labels (`torch.LongTensor` of shape `(batch, T)`): usually `input_ids`; shifted inside the model, so position
             t is scored against labels[t + 1]; -100 is ignored. To score every position against targets you already
             shifted (the seed's `targets`), pass `shift_labels=targets` instead.
@@ -290,12 +284,17 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         # text runs again: past block_size, at every step. Not with a static cache (sdpa's causal kernel is what hides
         # its empty slots) nor when hidden states or attentions are recorded.
         last = isinstance(logits_to_keep, int) and logits_to_keep == 1 and not getattr(cache, "is_compileable", False)
-        last = last and not (kwargs.get("output_hidden_states") or kwargs.get("output_attentions"))
-        attention = attention_function(self.config, kwargs.get("output_attentions"))
-        for i, block in enumerate(self.blocks):
-            last_only = last and i == len(self.blocks) - 1
-            x = block(x, attention_mask=mask, cache=cache, last_only=last_only, attention=attention, **kwargs)
-        x = self.ln_f(x)  # (B, T, C)
+        recorded = {name: kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states",
+                                                                                   "output_attentions")}
+        attention = attention_function(self.config, recorded["output_attentions"])
+        hidden_states = attentions = None
+        # transformers' output capture costs ~40 us a forward: only when asked for, or once its hooks are on the blocks
+        # (the first request puts them there for good; they then need the capture's context, e.g. under compile)
+        if any(recorded.values()) or getattr(self, "_output_capturing_hooks_installed", False):
+            trunk = self._recorded_trunk(x, mask, cache, last, attention, return_dict=True, **kwargs)
+            x, hidden_states, attentions = trunk.last_hidden_state, trunk.hidden_states, trunk.attentions
+        else:
+            x = self._trunk(x, mask, cache, last, attention, **kwargs)
         logits = self.head(slice_logits_to_keep(x, logits_to_keep))  # (B, T, vocab_size)
 
         loss = None
@@ -303,31 +302,52 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         if crop_and_rerun:  # each window's last logits, back in the input's batch: (B, n, vocab_size)
             logits, cache = logits.view(B, -1, logits.shape[-1]), returned_cache
-        hidden = kwargs.get("output_hidden_states")
-        hidden = self.config.output_hidden_states if hidden is None else hidden
-        return TinyGPTOutput(loss=loss, logits=logits, cache=cache, last_hidden_state=x if hidden else None)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache, hidden_states=hidden_states,
+                                      attentions=attentions)
+
+    def _trunk(self, x, mask, cache, last, attention, **kwargs) -> torch.Tensor:
+        """The blocks and `ln_f`: what a transformers model's base model computes (`LlamaModel`, GPT-2's
+        `transformer`). `last`: the last block computes only the last position (see `forward`)."""
+        for i, block in enumerate(self.blocks):
+            last_only = last and i == len(self.blocks) - 1
+            x = block(x, attention_mask=mask, cache=cache, last_only=last_only, attention=attention, **kwargs)
+        return self.ln_f(x)  # (B, T, C)
+
+    @capture_outputs
+    def _recorded_trunk(self, x, mask, cache, last, attention, **kwargs) -> BaseModelOutputWithPast:
+        """`_trunk` under transformers' output capture (output_hidden_states / output_attentions): it records each
+        block's input and then `ln_f`'s output as `hidden_states` (the last one is what the head reads, as in every
+        transformers language model), and each block's attention weights, so that `forward` returns exactly
+        `CausalLMOutputWithPast`'s fields."""
+        return BaseModelOutputWithPast(last_hidden_state=self._trunk(x, mask, cache, last, attention, **kwargs))
 
     def _position_ids(self, tok_emb, cache, attention_mask, position_ids):
         """transformers' default positions, checked against the block_size learned ones (a clear error, not an
         index error deep inside `nn.Embedding`).
 
-        Shapes and a dynamic cache's length are Python ints and are always checked. Tensor values (a static cache's
-        length, explicit position_ids) are checked in eager mode only: a compiled or exported graph must not branch
-        on them (and on a GPU reading them would wait for the device at every step).
+        Explicit `position_ids` are checked by value: each must be < block_size, however long the row, so one row can
+        pack many short texts whose positions restart at 0 (padding-free training; `create_causal_mask` keeps them
+        apart). Positions counted here (no position_ids) are checked by count: more than block_size of them
+        (cached + new) is an error that says how to crop. Shapes and a dynamic cache's length are Python ints and
+        are always checked. Tensor values (a static cache's length, explicit position_ids) are checked in eager mode
+        only: a compiled or exported graph must not branch on them (and on a GPU reading them would wait for the
+        device at every step).
         """
         T, block_size = tok_emb.shape[1], self.position_embedding.num_embeddings  # config.block_size
-        past = cache.get_seq_length() if cache is not None else 0  # an int, or a 0-d tensor for a static cache
         compiling = torch.compiler.is_compiling()
+        if position_ids is not None:
+            if not compiling and int(position_ids.max()) >= block_size:
+                raise ValueError(f"TinyGPT: position_ids must be < block_size={block_size}, the number of learned "
+                                 f"position embeddings; got {int(position_ids.max())}")
+            return position_ids
+        past = cache.get_seq_length() if cache is not None else 0  # an int, or a 0-d tensor for a static cache
         if not (compiling and isinstance(past, torch.Tensor)) and past + T > block_size:
             raise ValueError(
                 f"TinyGPT: {int(past) + T} positions ({int(past)} cached + {T} new) exceed block_size={block_size}, "
                 "the number of learned position embeddings. Crop the input to its last block_size characters "
-                "(input_ids[:, -block_size:]) as the seed does, or use generate(), which slides the window for you."
+                "(input_ids[:, -block_size:]) as the seed does, or use generate(), which slides the window for you "
+                "(or pass position_ids that restart within the row, for packed texts)."
             )
-        if position_ids is not None:
-            if not compiling and int(position_ids.max()) >= block_size:
-                raise ValueError(f"TinyGPT: position_ids must be < block_size={block_size}")
-            return position_ids
         if attention_mask is not None and attention_mask.ndim == 2:  # as generate() counts them
             return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
         return (torch.arange(T, device=tok_emb.device) + past).unsqueeze(0)
@@ -416,6 +436,23 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
             if name not in ("labels", "shift_labels"):
                 inputs.setdefault(name, value)
         return inputs
+
+    def _maybe_initialize_input_ids_for_generation(self, inputs=None, bos_token_id=None, model_kwargs=None):
+        # generate() with no input starts from the generation config's BOS, id 0 (the seed's torch.zeros((1, 1))).
+        # That start is a character the model reads, never padding, even though the tokenizer pads with the same id
+        # (the text-generation pipeline passes pad_token_id=0): without a mask, transformers would infer one from the
+        # pad id and hide the start. So it gets an all-ones mask here, which `_prepare_attention_mask_for_generation`
+        # keeps.
+        ids = super()._maybe_initialize_input_ids_for_generation(inputs, bos_token_id, model_kwargs)
+        if inputs is None and model_kwargs is not None and model_kwargs.get("attention_mask") is None:
+            if "inputs_embeds" not in model_kwargs and ids.shape[-1] > 0:
+                model_kwargs["attention_mask"] = torch.ones_like(ids)
+        return ids
+
+    def _prepare_attention_mask_for_generation(self, inputs_tensor, generation_config, model_kwargs):
+        if model_kwargs.get("attention_mask") is not None:  # the start made above (a caller's mask never gets here)
+            return model_kwargs["attention_mask"]
+        return super()._prepare_attention_mask_for_generation(inputs_tensor, generation_config, model_kwargs)
 
     def _get_stopping_criteria(self, *args, **kwargs):
         # transformers warns once a sequence outgrows `max_position_embeddings` (our block_size); tinygpt slides its
