@@ -173,10 +173,13 @@ class Trainer:
             copy_base_weights(base_model, self.model)
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
+        # A text given in memory is read back from the folder's copy (`run_name/train.txt`): the command trains a
+        # model of its own beside that folder, not into it (it holds this model, which train.py would refuse).
+        command_out_dir = f"{self.run_name}-again" if text is not None else self.run_name
         self.state = RunState(
             max_steps=s.max_iters, n_params=sum(p.numel() for p in self.model.parameters()), num_processes=self.world,
             train_batch_size=s.batch_size, training_args=dict(s.to_dict(), num_processes=self.world), data=data_info,
-            command=s.to_command(data_info["path"], self.run_name, self.world), run_name=self.run_name,
+            command=s.to_command(data_info["path"], command_out_dir, self.world), run_name=self.run_name,
         )
         if repeats > REPEATS_WARNING:
             self.state.warn(repeats_warning(repeats))
