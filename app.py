@@ -135,7 +135,12 @@ CSS = """
 #train-samples details summary { cursor: pointer; padding: 2px 0; }
 #train-progress h3 { margin: 0 0 4px; }
 #train-size input { text-overflow: clip; padding-right: 24px; }  /* the text stops short of the arrow */
-@media (max-width: 480px) { #train-size input { font-size: 13px; } }
+/* a phone: the longest size label shows whole ("... context 32", not "... context 3") */
+@media (max-width: 480px) { #train-size input { font-size: 13px; padding-right: 18px; }
+  #train-size .wrap-inner { padding-left: 6px; padding-right: 6px; } }
+/* the size choice is off while fine-tuning: it looks it */
+#train-size .wrap:has(input:disabled) { opacity: 0.5; background: var(--background-fill-secondary); }
+#train-size input:disabled { cursor: not-allowed; }
 #facts table { max-width: 100%; }
 #facts thead { display: none; }  /* a two-column table of facts: no header row */
 """
@@ -227,6 +232,7 @@ def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
                     served_examples,
                     inputs=[prompt, max_new_tokens, temperature, top_k, top_p, seed],
                     label="Try these",
+                    elem_id="generate-examples",
                 )
             with gr.Tab("See inside", id="inside") as inside_tab:
                 gr.Markdown(INSIDE_HELP, elem_id="inside-help")

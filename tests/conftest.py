@@ -57,10 +57,11 @@ def model_dir(tmp_path, model, tokenizer):
 
 @pytest.fixture(scope="session")
 def served_model_dir(tmp_path_factory):
-    """The model the app tests' server serves: tiny and random, on app_helpers.TINY_TEXT's characters."""
+    """The model the app tests' server serves: small and random, on app_helpers.TINY_TEXT's characters (the seed's
+    size: slow enough that a browser's Stop lands before 1,000 characters are written)."""
     from app_helpers import make_model_dir
 
-    return make_model_dir(tmp_path_factory.mktemp("served") / "tiny")
+    return make_model_dir(tmp_path_factory.mktemp("served") / "tiny", n_embd=64)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +88,7 @@ def server(served_model_dir, demo_hub, tmp_path_factory):
         env.pop(name, None)  # a push must use the visitor's token, never the server's
     max_seconds = 60
     args = ["--model", str(served_model_dir), "--train-max-seconds", str(max_seconds)]
-    with AppServer(args, tmp_path_factory.mktemp("server_logs") / "server.log", env=env) as s:
+    with AppServer(args, tmp_path_factory.mktemp("server_logs") / "server.log", env=env, timeout=180) as s:
         s.tmp, s.served, s.max_seconds = tmp, served_model_dir, max_seconds
         yield s
 

@@ -230,7 +230,7 @@ def test_model_facts_are_on_the_page(server, model_dir, reference):
     n_params = sum(p.numel() for p in reference[0].parameters())
     # The folder's name, never the server's absolute path.
     assert f"`{model_dir.name}`" in facts and str(model_dir) not in facts and f"{n_params:,}" in facts
-    assert "| layers · heads · width | 2 · 4 · 32 |" in facts and "| context (block size) | 32 characters |" in facts
+    assert "| layers · heads · width | 2 · 4 · 64 |" in facts and "| context (block size) | 32 characters |" in facts
     assert "not recorded" in facts  # no trainer_state.json: no val loss
 
 

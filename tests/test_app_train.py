@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = "1 layer · 4 heads · 32 wide · context 16"
 SEED_SIZE = "2 layers · 4 heads · 64 wide · context 32"
+BIG_SIZE = "4 layers · 4 heads · 128 wide · context 64"
 # None of these characters is in the served model's vocabulary (app_helpers.TINY_TEXT): digits, Greek, arrows.
 LINES = ["λ1 → 2 ≠ 3", "μ4 → 5 ≠ 6", "π7 → 8 ≠ 9", "σ0 → 1 ≠ 2", "λμ → πσ"]
 NEW_TEXT = "\n".join(LINES[i % len(LINES)] for i in range(300)) + "\n"
@@ -301,7 +302,7 @@ def test_fine_tuning_the_served_model_starts_from_its_weights(server, tmp_path):
     0, nothing trained yet) samples exactly what the served model writes with the same seed, so the run starts from
     its weights; the size asked for is ignored (the served model's wins), and the card says what it started from."""
     client = new_client(server)
-    updates = train(client, text=TINY_TEXT * 40, size=SEED_SIZE, max_iters=15, start_from="served")
+    updates = train(client, text=TINY_TEXT * 40, size=BIG_SIZE, max_iters=15, start_from="served")
     final = updates[-1]
     assert final["status"] == "finished" and final["start_from"] == "served" and final["base_model"] == "tiny"
     # A text pasted 40 times: the held-out part repeats the training text, and the run says what that means.
@@ -312,7 +313,7 @@ def test_fine_tuning_the_served_model_starts_from_its_weights(server, tmp_path):
     assert first["sample"] == generate(new_client(server), "\n", 300, temperature=1.0, seed=1337)
     folder = unzip_download(client, tmp_path)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    assert [config[k] for k in ("n_layer", "n_head", "n_embd", "block_size")] == [2, 4, 32, 32]  # not SEED_SIZE's 64
+    assert [config[k] for k in ("n_layer", "n_head", "n_embd", "block_size")] == [2, 4, 64, 32]  # not BIG_SIZE's
     state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     assert "--init-from " in state["command"]
     assert "Fine-tuned from" in (folder / "README.md").read_text(encoding="utf-8")
