@@ -8,16 +8,19 @@
 
 Three tabs: **Generate** streams text, **See inside** shows the next-character probabilities and every attention
 head, **Train** trains a model on your text in the browser session (the bundled tiny Shakespeare, pasted text or
-an uploaded .txt), from scratch or fine-tuning the served model, streaming its loss curve and a sample after every
-evaluation. When
-it ends (or Stop is pressed) that browser session's Generate and See inside use the new model; it can be
-downloaded as the folder train.py writes, or pushed to the Hub with the same code as `tinygpt push`.
+an uploaded text file), from scratch or fine-tuning the served model, streaming its loss curve and a sample after
+every evaluation. When it ends (or Stop is pressed) that browser session's Generate and See inside use the new model
+(its best evaluation's), with a prompt and examples made of its text; it can be downloaded as the folder train.py
+writes, or pushed to the Hub with the same code as `tinygpt push`. What the page refuses (an empty or binary text, a
+size or a number out of range) it says beside the field, until the next press; numbers are never clamped.
 
 This file is the page and the command line; the logic is in the `tinygpt` package beside it (`tinygpt space`
 uploads that folder with app.py): `tinygpt/demo.py` loads the model, generates and looks inside,
-`tinygpt/sessions.py` remembers which model each browser tab uses, and `tinygpt/demo_training.py` runs the Train tab
-(the checks, the line of trainings, the engine in a thread, the page's view). The served model loads with
-`trust_remote_code=True`; training imports tinygpt's engine (which needs accelerate) only when someone presses Train.
+`tinygpt/sessions.py` remembers which model each browser tab uses, and `tinygpt/train_tab/` runs the Train tab, one
+file per concern: `request.py` (what a request may be), `line.py` (the line of trainings), `job.py` (a training on
+the engine, in a thread), `view.py` (what the page shows of it) and `handlers.py` (the buttons and /train). The served
+model loads with `trust_remote_code=True`; training imports tinygpt's engine (which needs accelerate) only when
+someone presses Train.
 
 API (`gradio_client.Client(url)`):
     predict(prompt, max_new_tokens, temperature, top_k, top_p, seed, api_name="/generate")
