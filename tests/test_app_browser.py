@@ -160,9 +160,12 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("paste text").check()
+    page.wait_for_selector("#train-text textarea", state="visible")
     page.fill("#train-seconds input", "1")
     page.click("#train-btn")
-    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 1')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 1') && "
+                           "document.querySelector('#train-text').innerText.includes('Nothing to train on')",
+                           timeout=30_000)
     assert ("The time budget must be between 5 and 60 seconds (this server's cap), got 1"
             in page.inner_text("#train-seconds"))
     assert "Nothing to train on: the pasted text is empty" in page.inner_text("#train-text")
@@ -176,6 +179,7 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     picture = tmp_path / "picture.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     page.get_by_label("upload a .txt").check()
+    page.wait_for_selector("#train-file", state="visible")
     page.locator("#train-file input[type=file]").set_input_files(str(picture))
     page.wait_for_function("document.querySelector('#train-file').innerText.replace(/\\s/g, '').includes('picture.png')",
                            timeout=15_000)
