@@ -121,7 +121,10 @@ def loss_help(job: Job | None = None) -> str:
 def loss_chart(job: Job):
     """The loss chart as a Vega-Lite spec (gradio's Plot draws it with Vega, as wide as the page): lines with a
     point at every evaluation (so the first evaluation shows before there is any line), both axes titled, and a
-    legend below the plot that fits a phone. gr.skip() until the first evaluation."""
+    legend below the plot that fits a phone. gr.skip() until the first evaluation.
+
+    Written as a spec rather than a gr.LinePlot, which draws every series with one mark: no points on the lines,
+    no wider line under a narrower one, no legend under the plot."""
     from gradio.components.plot import AltairPlotData
 
     evaluations = job.state.log_history if job.state else []
