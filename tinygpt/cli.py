@@ -15,6 +15,7 @@ COMMANDS = {
     "convert-seed": ("tinygpt.convert", "turn a state_dict of the blog series' GPT into a tinygpt folder"),
     "push": ("tinygpt.push", "share a model folder on the Hugging Face Hub, with a fresh model card"),
     "space": ("tinygpt.space", "make a Gradio Space that runs the demo app on a Hub model"),
+    "export": ("tinygpt.export", "export a model for other runtimes: `tinygpt export onnx MODEL`"),
 }
 
 
