@@ -31,7 +31,7 @@ from tinygpt.train_tab import handlers, job as job_module, request as request_mo
 from tinygpt.train_tab.handlers import TrainTab, hub_login_available
 from tinygpt.train_tab.job import Job, LossPoint, evaluation_settings
 from tinygpt.train_tab.line import WaitingLine
-from tinygpt.train_tab.request import PAGE_FIELDS, CheckedText, RequestRules, RunRequest, check_text
+from tinygpt.train_tab.request import PAGE_FIELDS, RunRequest, check_text
 
 pytestmark = pytest.mark.slow
 

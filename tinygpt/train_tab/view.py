@@ -69,7 +69,8 @@ def progress_line(job: Job, error: str | None = None) -> str:
 def started_from(job: Job) -> str:
     name, base = job.request.text.name, job.request.base
     if base:
-        return f"Fine-tuning the served model **{base.label}** on {name}: it starts from its weights, size and characters."
+        return (f"Fine-tuning the served model **{base.label}** on {name}: it starts from its weights, size and "
+                "characters.")
     return f"From scratch on {name}: random weights to begin with."
 
 
