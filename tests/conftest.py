@@ -54,6 +54,26 @@ def model_dir(tmp_path, model, tokenizer):
     return path
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A few kilobytes of lower-case words (train_helpers.write_corpus): the training tests' text file."""
+    from train_helpers import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, corpus):
+    """A tiny model trained by train.py for 20 steps, evaluated and checkpointed at 0, 10 and 20. Shared by the
+    training tests: copy it before changing it."""
+    from tinygpt import training
+    from train_helpers import TINY
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert training.main(["--data", str(corpus), "--out-dir", str(out), *TINY, "--max-iters", "20",
+                          "--eval-interval", "10"]) == 0
+    return out
+
 
 @pytest.fixture(scope="session")
 def served_model_dir(tmp_path_factory):

@@ -5,11 +5,13 @@ train.py's command-line behaviour on top of it is in test_train.py and test_trai
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
 import re
 import shlex
+import shutil
 import threading
 
 import pytest
@@ -25,21 +27,22 @@ from tinygpt.loading import load_pretrained
 from tinygpt.publish import ModelCardWriter
 from tinygpt.run_state import RunState
 from tinygpt.settings import TrainingError, TrainingSettings
-from train_helpers import REPO, TINY, trainer_state, without_elapsed, write_corpus
+from train_helpers import REPO, TINY, folder_digest, train, trainer_state, without_elapsed, write_corpus
 
 TINY_SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, learning_rate=0.01,
                      threads=1)
 
-def readme_snippet() -> str:
-    """The README's "Train from Python" snippet, exactly as it is written there."""
+def readme_snippets() -> list[str]:
+    """The README's "Train from Python" snippets (a run, then its resume), exactly as they are written there."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Train from Python"):]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = re.split(r"\n##+ ", readme[readme.index("### Train from Python"):], maxsplit=1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
-@pytest.fixture(scope="module")
-def text(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt").read_text(encoding="utf-8")
+@pytest.fixture(scope="session")
+def text(corpus):
+    """The training tests' corpus (tests/conftest.py) as a string: a text given in memory."""
+    return corpus.read_text(encoding="utf-8")
 
 
 class Recorder(TrainerCallback):
@@ -175,6 +178,123 @@ def test_time_limit_evaluates_saves_and_ends(tmp_path, text):
     assert state["global_step"] == trainer.step and [e["step"] for e in state["log_history"]] == [0, trainer.step]
     assert state["log_history"][-1]["elapsed_s"] >= 1.5
     assert recorder.events[-1] == ("end", "time_limit")
+
+
+# ----------------------------------------------------------------------------------------------- resuming from Python
+
+# A schedule that warms up, decays and reaches its floor within a few steps, with dropout (so the random streams
+# matter): what a resumed run must reproduce exactly.
+SCHEDULED = dict(TINY_SETTINGS, dropout=0.1, lr_schedule="cosine", warmup_iters=2, lr_decay_iters=5, min_lr=0.002,
+                 eval_interval=3)
+
+
+def test_a_notebook_resumes_exactly(tmp_path, text):
+    """Trainer.resume(out_dir, max_iters=...) continues a run bit for bit: 3 steps, then resumed to 7, equals 7
+    straight steps (weights, log, the optimizer's rates); a resume state written before the schedule was a torch
+    scheduler (no "initial_lr" in the optimizer's groups) continues the same way."""
+    short = dict(sample_length=20)  # the samples are compared too; 20 characters are enough and quicker
+    straight = Trainer(TrainingSettings(**SCHEDULED, max_iters=7), text=text, out_dir=tmp_path / "straight", **short)
+    straight.train()
+    for name, old_format in (("split", False), ("old", True)):
+        Trainer(TrainingSettings(**SCHEDULED, max_iters=3), text=text, out_dir=tmp_path / name, **short).train()
+        if old_format:
+            path = tmp_path / name / "training_state.pt"
+            state = torch.load(path, weights_only=True)
+            for group in state["optimizer"]["param_groups"]:
+                del group["initial_lr"]
+            torch.save(state, path)
+        if not old_format:  # a resume with another --learning-rate has its peak, not the optimizer state's
+            faster = Trainer.resume(tmp_path / name, learning_rate=0.02)
+            assert faster.optimizer.param_groups[0]["lr"] == faster.settings.learning_rate_at(3) == \
+                pytest.approx(0.02 * (0.1 + 0.5 * 1.5 * 0.9))  # a third of the way down the cosine
+            faster.close()
+        resumed = Trainer.resume(tmp_path / name, max_iters=7, **short)  # its text: the folder's train.txt
+        assert resumed.resumed and resumed.step == 3 and resumed.settings.max_iters == 7
+        assert resumed.optimizer.param_groups[0]["lr"] == resumed.settings.learning_rate_at(3)
+        assert resumed.train() == "finished"
+        assert without_elapsed(resumed.state.log_history) == without_elapsed(straight.state.log_history)
+        a, b = load_training_state(tmp_path / "straight"), load_training_state(tmp_path / name)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+        assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+
+
+def test_the_optimizer_runs_the_logged_schedule(tmp_path, text):
+    """The rate is set by torch's scheduler, to the very number logged (on_step_end's lr, the log's "lr")."""
+    rates = []
+
+    class Rates(TrainerCallback):
+        def on_step_end(self, trainer, step, loss, lr):
+            rates.append((step, lr, trainer.optimizer.param_groups[0]["lr"]))  # the rate of the next step
+
+    settings = TrainingSettings(**SCHEDULED, max_iters=7)
+    trainer = Trainer(settings, text=text, out_dir=tmp_path / "run", callbacks=[Rates()], sample_length=20)
+    assert isinstance(trainer.scheduler, torch.optim.lr_scheduler.LRScheduler)
+    assert trainer.optimizer.param_groups[0]["lr"] == settings.learning_rate_at(0) == pytest.approx(0.01 / 3)
+    trainer.train()
+    assert [lr for _, lr, _ in rates] == [settings.learning_rate_at(i) for i in range(7)]
+    assert [after for _, _, after in rates] == [settings.learning_rate_at(i) for i in range(1, 8)]
+    assert rates[-1][2] == pytest.approx(0.002)  # the floor, past --lr-decay-iters
+    assert [r["lr"] for r in trainer.state.log_history] == [settings.learning_rate_at(i) for i in (0, 2, 5, 6)]
+
+
+def test_the_package_has_no_import_cycle():
+    """No tinygpt module imports one that imports it back, lazily or not; the callback base class imports nothing
+    of tinygpt (engine <-> tracking was a cycle while TrainerCallback lived in the engine)."""
+    package = REPO / "tinygpt"
+    imports = {}
+    for path in package.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names |= {node.module} if node.module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinygpt."):
+                names.add(node.module.split(".")[1])
+        imports[path.stem] = {name.split(".")[0] for name in names} - {path.stem}
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in imports.get(start, ()))
+
+    cycles = sorted(f"{a} <-> {b}" for a in imports for b in imports[a] if a < b and reaches(b, a))
+    assert cycles == []
+    assert imports["trainer_callback"] == set()
+
+
+def test_a_notebook_gets_train_py_s_resume_checks(tmp_path, trained, corpus, capsys):
+    """Every refusal of train.py --resume is Trainer.resume's too, word for word, and leaves the folder as it was."""
+    other_characters = tmp_path / "other.txt"
+    other_characters.write_text("ZYXWVU " * 200, encoding="utf-8")
+    other_text = write_corpus(tmp_path / "same-characters.txt", seed=1)
+    cases = [  # (train.py flags, Trainer.resume keyword arguments)
+        (["--n-embd", "32"], {"n_embd": 32}),
+        (["--preset", "seed"], {"preset": "seed"}),
+        (["--init-from", "other/model"], {"init_from": "other/model"}),
+        (["--data", other_characters], {"data_path": other_characters}),
+        (["--data", other_text], {"data_path": other_text}),
+    ]
+    before = folder_digest(trained)
+    for flags, kwargs in cases:
+        code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 30, *flags)
+        with pytest.raises(ValueError) as refused:
+            Trainer.resume(trained, max_iters=30, **kwargs)
+        assert code == 2 and err == f"train.py: error: {refused.value}\n", flags
+        assert folder_digest(trained) == before
+    code, _, err = train(capsys, "--out-dir", tmp_path / "nothing", "--resume")
+    with pytest.raises(TrainingError, match="does not exist; there is no run to continue") as refused:
+        Trainer.resume(tmp_path / "nothing")
+    assert err == f"train.py: error: {refused.value}\n"
+    with pytest.raises(TrainingError, match="--data-changed goes with --resume"):
+        Trainer(TrainingSettings(**TINY_SETTINGS), data_path=corpus, out_dir=tmp_path / "new", data_changed=True)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_notebook_resume_rewrites_damaged_model_files(tmp_path, trained):
+    folder = tmp_path / "run"
+    shutil.copytree(trained, folder)
+    (folder / "model.safetensors").unlink()
+    trainer = Trainer.resume(folder)  # already at its max_iters: train() only repairs and evaluates nothing
+    assert trainer.damage == "model.safetensors is missing"
+    assert trainer.train() == "finished" and trainer.damage is None
+    assert load_pretrained(folder)[0] is not None and trainer_state(folder)["global_step"] == 20
 
 
 def test_card_is_built_from_trainer_state(tmp_path, text):
@@ -374,11 +494,18 @@ def test_bad_text_is_refused_before_training(tmp_path):
 def test_the_readme_snippet(tmp_path, monkeypatch):
     (tmp_path / "data").symlink_to(REPO / "data")
     monkeypatch.chdir(tmp_path)
-    printed = io.StringIO()
+    run, resume = readme_snippets()
+    namespace, printed = {}, io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(readme_snippet(), "README.md", "exec"), {})
+        exec(compile(run, "README.md", "exec"), namespace)
     lines = printed.getvalue()
     assert lines.count(", val loss ") == 3 and lines.rstrip().endswith("finished")  # steps 0, 300 and 600
     assert "step 600, val loss " in lines
     assert trainer_state(tmp_path / "out" / "my-model")["global_step"] == 600
     load_pretrained(tmp_path / "out" / "my-model")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(resume, "README.md", "exec"), namespace)  # the same session: PrintSamples is defined
+    lines = printed.getvalue()
+    assert lines.count(", val loss ") == 1 and "step 700, val loss " in lines and lines.rstrip().endswith("finished")
+    assert trainer_state(tmp_path / "out" / "my-model")["global_step"] == 700

@@ -26,7 +26,7 @@ import torch
 
 from tinygpt import checkpoint, cli, training
 from tinygpt.loading import load_pretrained
-from train_helpers import TINY, folder_digest, trainer_state, write_corpus
+from train_helpers import TINY, folder_digest, train, trainer_state, write_corpus
 
 KILLED, DONE, FAILED = 57, 58, 59
 # Everything a save does to the file system, besides writing bytes into its staging folder.
@@ -34,31 +34,12 @@ FILE_OPERATIONS = [(os, "replace"), (os, "rename"), (os, "link"), (os, "unlink")
                    (os, "chmod"), (os, "fsync"), (shutil, "rmtree"), (shutil, "copy2"), (checkpoint, "_exchange")]
 
 
-def train(capsys, *args) -> tuple[int, str, str]:
-    """`train.py ARGS` in this process: (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    code = training.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def one_line(err: str) -> str:
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, corpus):
-    """The old model: 20 steps, checkpointed at 0, 10 and 20."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    assert training.main(["--data", str(corpus), "--out-dir", str(out), *TINY, "--max-iters", "20",
-                          "--eval-interval", "10"]) == 0
-    return out
+# `corpus` and `trained` (the old model: 20 steps, checkpointed at 0, 10 and 20) are tests/conftest.py's.
 
 
 def weights(folder: Path) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from tinygpt.corpus import read_corpus  # noqa: E402
 from tinygpt.data import encode_corpus, get_batch, id_dtype  # noqa: E402
 from tinygpt.loading import load_pretrained  # noqa: E402
 from tinygpt.settings import TrainingSettings  # noqa: E402
-from train_helpers import TINY, folder_digest, trainer_state, without_elapsed, write_corpus  # noqa: E402
+from train_helpers import TINY, folder_digest, train, trainer_state, without_elapsed  # noqa: E402
 
 MODEL_FILES = {
     "config.json", "model.safetensors", "configuration_tinygpt.py", "modeling_tinygpt.py",
@@ -34,25 +35,7 @@ MODEL_FILES = {
 }
 
 
-def train(capsys, *args) -> tuple[int, str, str]:
-    """`train.py ARGS` in this process: (exit code, stdout, stderr)."""
-    code = training.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, corpus):
-    """A tiny model trained for 40 steps, evaluated (and checkpointed) every 20."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    assert training.main(["--data", str(corpus), "--out-dir", str(out), *TINY, "--max-iters", "40",
-                          "--eval-interval", "20"]) == 0
-    return out
+# `corpus` and `trained` (20 steps, checkpointed at 0, 10 and 20) are tests/conftest.py's, shared with test_faults.py.
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -104,6 +87,44 @@ def test_learning_rate_schedule():
     assert s.learning_rate_at(104) == s.learning_rate_at(10_000) == pytest.approx(0.1)
     constant = TrainingSettings()
     assert {constant.learning_rate_at(i) for i in (0, 1, 5000)} == {1e-3}
+
+
+@pytest.mark.parametrize("preset", TrainingSettings.list_presets())
+def test_the_schedule_keeps_its_numbers(preset):
+    """The rates torch's LambdaLR sets (lr_schedule.py) are those of the schedule written into the optimizer by hand
+    before it (here as it was), to within 2 units in the last place, past the decay horizon too."""
+    s = TrainingSettings.from_preset(preset)
+
+    def before(step):
+        peak = s.learning_rate
+        if step < s.warmup_iters:
+            return peak * (step + 1) / (s.warmup_iters + 1)
+        if s.lr_schedule == "constant":
+            return peak
+        floor = s.min_lr if s.min_lr is not None else peak / 10
+        if step >= s.lr_decay_iters:
+            return floor
+        progress = (step - s.warmup_iters) / (s.lr_decay_iters - s.warmup_iters)
+        return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+
+    steps = range(s.max_iters + 500)
+    assert [s.learning_rate_at(i) for i in steps] == pytest.approx([before(i) for i in steps], rel=5e-16, abs=0)
+
+
+def test_flags_come_from_the_settings_through_hf_argument_parser():
+    """train.py's parser is transformers' HfArgumentParser over the settings' fields: one hyphenated flag per field
+    (none spelt with underscores), each in its help group; switches work bare."""
+    from transformers import HfArgumentParser
+
+    parser = training.build_parser()
+    assert isinstance(parser, HfArgumentParser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    fields = [f.name for f in dataclasses.fields(TrainingSettings)] + list(training.RUN_OPTIONS)
+    assert {"--" + name.replace("_", "-") for name in fields} | {"-h", "--help"} == flags
+    help = parser.format_help()
+    assert "model (the seed's names):\n  --n-layer N" in help and "Hugging Face Hub:\n  --push-to-hub REPO_ID" in help
+    given = vars(parser.parse_args(["--resume", "--compile", "--max-iters", "5", "--lr-schedule", "cosine"]))
+    assert given == {"resume": True, "compile": True, "max_iters": 5, "lr_schedule": "cosine"}
 
 
 def test_reproduce_command_names_only_what_differs():
@@ -185,7 +206,7 @@ def test_batches_are_the_seed_windows_from_a_dedicated_generator():
 def test_loss_goes_down_and_the_folder_is_complete(trained):
     state = trainer_state(trained)
     log = state["log_history"]
-    assert [e["step"] for e in log] == [0, 20, 40]
+    assert [e["step"] for e in log] == [0, 10, 20]
     assert log[-1]["val_loss"] < log[0]["val_loss"] - 0.5
     assert log[-1]["train_loss"] < log[0]["train_loss"] - 0.5
     names = {p.name for p in trained.iterdir()}
@@ -197,7 +218,7 @@ def test_loss_goes_down_and_the_folder_is_complete(trained):
 
 def test_trainer_state_schema(trained, corpus):
     state = trainer_state(trained)
-    assert state["global_step"] == 40 and state["max_steps"] == 40 and state["num_processes"] == 1
+    assert state["global_step"] == 20 and state["max_steps"] == 20 and state["num_processes"] == 1
     assert state["best_val_loss"] == min(e["val_loss"] for e in state["log_history"])
     for entry in state["log_history"]:
         assert set(entry) == {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
@@ -211,12 +232,12 @@ def test_trainer_state_schema(trained, corpus):
         {k: v for k, v in vars(training.build_parser().parse_args(state["command"].split()[2:])).items()
          if k not in training.RUN_OPTIONS})
     assert state["n_params"] == sum(p.numel() for p in load_pretrained(trained)[0].parameters())
-    assert args["n_embd"] == 16 and args["max_iters"] == 40 and args["eval_interval"] == 20
+    assert args["n_embd"] == 16 and args["max_iters"] == 20 and args["eval_interval"] == 10
     assert state["data"] == {"name": corpus.name, "path": str(corpus), "characters": len(read_corpus(corpus)),
                              "vocab_size": len(set(read_corpus(corpus))), "val_repeats_train": 0.0}
     assert state["status"] == "finished" and state["warnings"] == []
     assert state["best_step"] == min(state["log_history"], key=lambda e: e["val_loss"])["step"]
-    assert state["model_step"] == 40  # train.py keeps the last weights by default (--keep last)
+    assert state["model_step"] == 20  # train.py keeps the last weights by default (--keep last)
 
 
 def test_model_card_reports_the_run(trained, corpus):
@@ -225,13 +246,13 @@ def test_model_card_reports_the_run(trained, corpus):
     assert "pipeline_tag: text-generation" in card and "library_name: transformers" in card
     assert f"{state['best_val_loss']:.4f}" in card
     assert "![training and validation loss](loss.png)" in card and "## A sample" in card
-    assert f"python train.py --data {corpus} --out-dir {trained}" in card and "--max-iters 40" in card
+    assert f"python train.py --data {corpus} --out-dir {trained}" in card and "--max-iters 20" in card
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_state_loads_with_weights_only(trained):
     state = torch.load(trained / checkpoint.TRAINING_STATE_NAME, weights_only=True)
-    assert state["step"] == 40 and len(state["rng"]) == 1
+    assert state["step"] == 20 and len(state["rng"]) == 1
     assert set(state["rng"][0]) == {"sampler", "cpu"}
     assert all(isinstance(v, torch.Tensor) for v in state["rng"][0].values())
     assert state["log_history"] == trainer_state(trained)["log_history"]
@@ -322,15 +343,15 @@ def test_disk_full_keeps_the_previous_checkpoint(trained, tmp_path, capsys, monk
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "fsync_file", no_space)
-    code, out, err = train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 60)
+    code, out, err = train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 30)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "disk full" in err and "step 40" in err and "intact" in err
+    assert "disk full" in err and "step 20" in err and "intact" in err
     assert folder_digest(out_dir) == before
     assert not (out_dir / checkpoint.STAGING_NAME).exists()
     monkeypatch.undo()
-    assert train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 60)[0] == 0  # after freeing space
-    assert trainer_state(out_dir)["global_step"] == 60
+    assert train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 30)[0] == 0  # after freeing space
+    assert trainer_state(out_dir)["global_step"] == 30
 
 
 class Crash(BaseException):
@@ -354,15 +375,15 @@ def test_a_crash_between_any_two_file_replacements_leaves_a_loadable_resumable_f
 
     monkeypatch.setattr(checkpoint.os, "replace", replace_then_crash)
     with pytest.raises(Crash):
-        training.main(["--out-dir", str(out_dir), "--resume", "--max-iters", "41"])  # 1 step, then save
+        training.main(["--out-dir", str(out_dir), "--resume", "--max-iters", "21"])  # 1 step, then save
     monkeypatch.undo()
     capsys.readouterr()
     assert (out_dir / checkpoint.STAGING_NAME).is_dir()  # killed mid-save
     load_pretrained(out_dir)  # config, weights, tokenizer: whole files, from one step or the next
     step = checkpoint.load_training_state(out_dir)["step"]
-    assert step == (41 if "training_state.pt" in moved else 40)
-    assert train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 42)[0] == 0
-    assert trainer_state(out_dir)["global_step"] == 42
+    assert step == (21 if "training_state.pt" in moved else 20)
+    assert train(capsys, "--out-dir", out_dir, "--resume", "--max-iters", 22)[0] == 0
+    assert trainer_state(out_dir)["global_step"] == 22
     assert not (out_dir / checkpoint.STAGING_NAME).exists()
 
 
@@ -374,7 +395,7 @@ def test_out_dir_holding_a_model_is_never_overwritten_silently(trained, tmp_path
     shutil.copytree(trained, out_dir)
     before = folder_digest(out_dir)
     code, _, err = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--n-embd", 32, "--max-iters", 5)
-    assert code == 2 and "already holds a model (step 40)" in err and "--overwrite" in err and "--resume" in err
+    assert code == 2 and "already holds a model (step 20)" in err and "--overwrite" in err and "--resume" in err
     assert folder_digest(out_dir) == before
     empty = tmp_path / "empty.txt"
     empty.write_text("")
@@ -398,7 +419,7 @@ def test_out_dir_holding_a_model_is_never_overwritten_silently(trained, tmp_path
 )
 def test_resume_refuses_different_dims(trained, capsys, flags, message):
     before = folder_digest(trained)
-    code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 60, *flags)
+    code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 30, *flags)
     assert code == 2 and message in err and "different dimensions" in err and err.count("\n") == 1
     assert folder_digest(trained) == before
 
@@ -428,7 +449,7 @@ def test_train_py_compile(tmp_path, capsys, corpus):
 def test_resume_refuses_a_text_with_other_characters(trained, tmp_path, capsys):
     other = tmp_path / "other.txt"
     other.write_text("ZYXWVU " * 200, encoding="utf-8")
-    code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 60, "--data", other)
+    code, _, err = train(capsys, "--out-dir", trained, "--resume", "--max-iters", 30, "--data", other)
     assert code == 2 and "different set of characters" in err
 
 

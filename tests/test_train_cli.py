@@ -16,15 +16,10 @@ from tinygpt import checkpoint
 from no_tinygpt import run_without_tinygpt
 from tinygpt.loading import load_pretrained
 from train_helpers import (
-    REPO, TINY, TRAIN_PY, child_env, run_train, start_train, trainer_state, without_elapsed, write_corpus,
+    REPO, TINY, TRAIN_PY, child_env, run_train, start_train, trainer_state, without_elapsed,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "words.txt")
 
 
 def wait_for(predicate, timeout=120.0, proc=None):

@@ -1,4 +1,6 @@
-"""Shared bits of the training tests: a tiny corpus, tiny-model flags, running train.py, reading its folder."""
+"""Shared bits of the training tests: a tiny corpus, tiny-model flags, running train.py, reading its folder.
+
+The fixtures built from them (`corpus`, `trained`) are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -44,6 +46,16 @@ def run_train(args, cwd, timeout=240, env=None, **popen) -> subprocess.Completed
         [sys.executable, str(TRAIN_PY), *map(str, args)], cwd=cwd, env=child_env(**(env or {})), stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=timeout, **popen,
     )
+
+
+def train(capsys, *args) -> tuple[int, str, str]:
+    """`train.py ARGS` in this process: (exit status, stdout, stderr), without what was printed before."""
+    from tinygpt import training
+
+    capsys.readouterr()
+    code = training.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def start_train(args, cwd, **popen) -> subprocess.Popen:

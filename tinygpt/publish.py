@@ -6,7 +6,7 @@ import sys
 
 from .card import CARD_NAME, LOSS_PLOT_NAME, build_model_card
 from .common import one_line
-from .engine import TrainerCallback
+from .trainer_callback import TrainerCallback
 from .plots import plot_losses
 
 

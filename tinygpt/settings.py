@@ -1,10 +1,10 @@
 """The training settings: one typed list, from which everything else about them is derived.
 
 Each field of `TrainingSettings` carries its default (the seed's value), its help text, its check and where its
-flag goes in `train.py --help`. Presets are partial overrides. The command line (`add_arguments`), the resolve
-order (defaults < preset < a resumed run's saved settings < explicit flags), trainer_state.json's
-"training_args" (`to_dict`) and the command that trains the model again (`to_command`) all read the fields, so
-adding a setting is one new field here. The idea is transformers' `TrainingArguments` + `HfArgumentParser`.
+flag goes in `train.py --help`. Presets are partial overrides. The command line (`flag_groups`, for transformers'
+`HfArgumentParser`), the resolve order (defaults < a resumed run's saved settings < a preset < explicit flags),
+trainer_state.json's "training_args" (`to_dict`) and the command that trains the model again (`to_command`) all
+read the fields, so adding a setting is one new field here. The idea is transformers' `TrainingArguments`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import argparse
 import dataclasses
 import math
 import shlex
+import typing
 from dataclasses import dataclass, field
 
 from .configuration_tinygpt import TinyGPTConfig
 from .device import DEVICE_CHOICES
+from .lr_schedule import lr_factor
 
 DTYPES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # --dtype -> Accelerate's mixed_precision
 MODEL_DIMS = ("n_layer", "n_head", "n_embd", "block_size")
@@ -46,10 +48,12 @@ class TrainingDiverged(TrainingError):
                          f"{learning_rate:g}, too high for this model); {kept}")
 
 
-def setting(default, help, group, check=None, choices=None, metavar=None):
-    """A field of TrainingSettings; `{default}` in `help` shows the default."""
+def setting(default, help, group, check=None, choices=None, metavar=None, parse=None):
+    """A field that is a flag of train.py (of TrainingSettings, or a run option): its default, its help (`{default}`
+    in it shows the default), its help group, its check (a name in CHECKS), its choices, its metavar, and `parse`,
+    a function from the flag's text to its value where the field's type is not enough (argparse's `type`)."""
     return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices,
-                                            "metavar": metavar})
+                                            "metavar": metavar, "parse": parse})
 
 
 DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names)", "optimisation",
@@ -59,11 +63,37 @@ REPORT_TO = ("tensorboard", "trackio")
 # Settings that change where a run reports, not the model it trains: left out of the reproduce command.
 NOT_REPRODUCED = ("report_to",)
 
+PRESETS = {
+    # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
+    "seed": {
+        "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
+        "batch_size": 16, "learning_rate": 1e-3, "max_iters": 3000, "eval_interval": 300, "eval_iters": 200,
+        "lr_schedule": "constant", "warmup_iters": 0, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999,
+        "grad_clip": 0.0,
+    },
+    # Validation loss per second on a 2-core laptop CPU: the seed's own model, trained harder. With well under
+    # a minute of compute, steps are what is short, not capacity: wider, deeper or longer-context models
+    # (nanoGPT's CPU recipe is 4 x 128 x 64) reach val 1.88 later. Twice the seed's batch at ten times its
+    # rate, warmed up, cosine-decayed and clipped, passes 1.88 around step 1450 and ends near 1.77; evaluation
+    # is cheap (a few large batches) and every 300 steps. One thread: at this size a second one gains nothing
+    # even on an idle machine, and on a busy one OpenMP's barriers make every step up to 70x slower.
+    "cpu": {
+        "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
+        "batch_size": 32, "learning_rate": 1e-2, "max_iters": 2400, "eval_interval": 300, "eval_iters": 10,
+        "eval_batch_size": 128, "lr_schedule": "cosine", "warmup_iters": 50, "lr_decay_iters": 2400,
+        "min_lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99, "grad_clip": 1.0, "threads": 1,
+    },
+}
+PRESET_HELP = ("seed: the blog series' hyper-parameters (the defaults). cpu: best val loss per second on a laptop CPU: "
+               + ", ".join(f"{k} {v}" for k, v in PRESETS["cpu"].items()))
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
     """Everything a training run depends on. Defaults are the seed's hyper-parameters (the blog's final post)."""
 
+    # The preset these settings started from (recorded, and the reproduce command's base).
+    preset: str | None = setting(None, PRESET_HELP, DATA, choices=tuple(sorted(PRESETS)))
     init_from: str | None = setting(
         None, "fine-tune: start from this tinygpt model (a folder or a Hub repo id) with its weights and "
         "dimensions instead of random weights; characters of the new text it does not know are added to its "
@@ -129,29 +159,8 @@ class TrainingSettings:
         None, "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
         "(comma-separated), all, or none (default: none); each needs its extra, e.g. "
         "`pip install \"tinygpt[tensorboard]\"`", RUNTIME, metavar="WHERE")
-    preset: str | None = None  # the preset these settings started from (recorded, and the reproduce command's base)
 
-    PRESETS = {
-        # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
-        "seed": {
-            "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
-            "batch_size": 16, "learning_rate": 1e-3, "max_iters": 3000, "eval_interval": 300, "eval_iters": 200,
-            "lr_schedule": "constant", "warmup_iters": 0, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999,
-            "grad_clip": 0.0,
-        },
-        # Validation loss per second on a 2-core laptop CPU: the seed's own model, trained harder. With well under
-        # a minute of compute, steps are what is short, not capacity: wider, deeper or longer-context models
-        # (nanoGPT's CPU recipe is 4 x 128 x 64) reach val 1.88 later. Twice the seed's batch at ten times its
-        # rate, warmed up, cosine-decayed and clipped, passes 1.88 around step 1450 and ends near 1.77; evaluation
-        # is cheap (a few large batches) and every 300 steps. One thread: at this size a second one gains nothing
-        # even on an idle machine, and on a busy one OpenMP's barriers make every step up to 70x slower.
-        "cpu": {
-            "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0,
-            "batch_size": 32, "learning_rate": 1e-2, "max_iters": 2400, "eval_interval": 300, "eval_iters": 10,
-            "eval_batch_size": 128, "lr_schedule": "cosine", "warmup_iters": 50, "lr_decay_iters": 2400,
-            "min_lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99, "grad_clip": 1.0, "threads": 1,
-        },
-    }
+    PRESETS = PRESETS  # as TrainingSettings.PRESETS too
 
     def __post_init__(self):
         self.check()
@@ -242,21 +251,9 @@ class TrainingSettings:
         return dataclasses.replace(self, **{k: getattr(config, k) for k in MODEL_DIMS})
 
     def learning_rate_at(self, step: int) -> float:
-        """The rate of the optimizer step taken at `step` (0-based): warm-up, then constant or cosine to min_lr.
-
-        Hand-written rather than transformers' get_cosine_schedule_with_warmup: that warm-up starts at 0 (step 0
-        would not train) and its cosine has no floor past a horizon; the cpu preset is tuned on this one.
-        """
-        peak = self.learning_rate
-        if step < self.warmup_iters:
-            return peak * (step + 1) / (self.warmup_iters + 1)
-        if self.lr_schedule == "constant":
-            return peak
-        floor = self.min_lr if self.min_lr is not None else peak / 10
-        if step >= self.lr_decay_iters:
-            return floor
-        progress = (step - self.warmup_iters) / (self.lr_decay_iters - self.warmup_iters)
-        return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+        """The rate of the optimizer step taken at `step` (0-based): warm-up, then constant or cosine to min_lr
+        (`tinygpt.lr_schedule`, the same numbers the run's scheduler sets)."""
+        return self.learning_rate * lr_factor(self, step)
 
     def to_command(self, data: str, out_dir: str, num_processes: int = 1) -> str:
         """A command that trains this model again: the preset plus every setting that differs from it (with
@@ -273,22 +270,27 @@ class TrainingSettings:
                 parts += [flag_name(f.name)] if value is True else [flag_name(f.name), shlex.quote(str(value))]
         return " ".join(parts)
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, groups: dict) -> None:
-        """One flag per field, in `groups[title]` (argparse groups); every flag defaults to "not given"."""
+
+def flag_groups(*classes) -> list[type]:
+    """The flags of these dataclasses' `setting()` fields as transformers' HfArgumentParser takes them: one dataclass
+    per help group (its `_argument_group_name`), groups in the order they first appear, each field with its help,
+    metavar and choices. Every default is argparse.SUPPRESS, so a flag not given stays out of the parsed namespace:
+    explicit flags then override the preset and a resumed run's settings, and the defaults live in the fields."""
+    groups: dict[str, list] = {}
+    for cls in classes:
+        types = typing.get_type_hints(cls)  # the real types, where the fields hold strings (postponed annotations)
         for f in dataclasses.fields(cls):
-            if f.name == "preset":
-                continue
-            help = f.metadata["help"].format(default=f.default)
-            group = groups[f.metadata["group"]]
-            if f.type == "bool":
-                group.add_argument(flag_name(f.name), action="store_true", help=help)
-            elif f.metadata["choices"]:
-                group.add_argument(flag_name(f.name), choices=f.metadata["choices"], help=help)
-            else:
-                kind = value_type(f)
-                metavar = f.metadata["metavar"] or ("N" if kind is int else "X")
-                group.add_argument(flag_name(f.name), type=kind, metavar=metavar, help=help)
+            meta = f.metadata
+            kwargs = {"help": meta["help"].format(default=f.default)}
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            elif types[f.name] is not bool:
+                kwargs["metavar"] = meta["metavar"] or ("N" if value_type(f) is int else "X")
+            # HfArgumentParser takes a flag's argparse `type` from the field's annotation: `parse` goes there.
+            flag = (f.name, meta["parse"] or types[f.name], field(default=argparse.SUPPRESS, metadata=kwargs))
+            groups.setdefault(meta["group"], []).append(flag)
+    return [dataclasses.make_dataclass(f"Flags{i}", flags, namespace={"_argument_group_name": title})
+            for i, (title, flags) in enumerate(groups.items())]
 
 
 def flag_name(name: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from .card import fenced
-from .engine import TrainerCallback
+from .trainer_callback import TrainerCallback
 from .settings import TrainingError
 
 LOG_EVERY = 10  # steps per logged training loss (their mean) and learning rate

@@ -16,24 +16,70 @@ import shlex
 import signal
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .checkpoint import TRAINING_STATE_NAME, load_training_state, model_files_problem
+from transformers import HfArgumentParser
+
+from .checkpoint import TRAINING_STATE_NAME
 from .common import OneLineArgumentParser, one_line, quiet_libraries
-from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback, _project_path
+from .engine import Trainer
 from .publish import HubPusher, ModelCardWriter
-from .settings import MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_name
+from .settings import DATA, MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_groups, setting
+from .trainer_callback import TrainerCallback
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path("data") / "tinyshakespeare.txt"
 DEFAULT_OUT_DIR = "out"
 BAD_INPUT, PUSH_FAILED, DIVERGED = 2, 3, 4
+HUB = "Hugging Face Hub"
+
+
+@dataclass
+class RunOptions:
+    """train.py's own flags beside the settings: the text, the folder, and what to do with a model already there."""
+
+    data: str | None = setting(None, f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of 1 GiB or more "
+                               "is prepared once into a memory-mapped id file in the output folder", DATA,
+                               metavar="FILE")
+    out_dir: str = setting(DEFAULT_OUT_DIR, "output folder (default: {default})", DATA, metavar="DIR")
+    resume: bool = setting(False, "continue the run saved in --out-dir, with its settings", DATA)
+    overwrite: bool = setting(False, "replace a model already in --out-dir (the old one stays until the new run's "
+                              "first checkpoint takes its place in one move)", DATA)
+    data_changed: bool = setting(False, "with --resume: continue on a --data text other than the run's (same "
+                                 "characters); trainer_state.json records the step where it changed", DATA)
+
+
+@dataclass
+class PushOptions:
+    """--push-to-hub: where the folder goes when training ends."""
+
+    push_to_hub: str | None = setting(None, "push the folder to this Hub repo when training ends", HUB,
+                                      metavar="REPO_ID")
+    push_every_eval: bool = setting(False, "with --push-to-hub: also push after every checkpoint", HUB)
+
+
+RUN_OPTIONS = tuple(f.name for options in (RunOptions, PushOptions) for f in fields(options))
+
+
+class FlagParser(OneLineArgumentParser, HfArgumentParser):
+    """transformers' HfArgumentParser (flags generated from dataclass fields, in help groups), with one-line usage
+    errors. It offers every flag in two spellings (--out_dir, --out-dir); train.py's flags stay the hyphenated ones,
+    which its help, its errors and the reproduce command name."""
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add_argument = group.add_argument
+        group.add_argument = lambda *names, **options: add_argument(*(n for n in names if "_" not in n), **options)
+        return group
 
 
 def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
-    """The settings' flags plus the run's own; every flag defaults to "not given" (SUPPRESS)."""
-    p = OneLineArgumentParser(
-        prog=prog, argument_default=argparse.SUPPRESS,
+    """train.py's flags: the run options, TrainingSettings' fields and the push options, each flag "not given"
+    (absent from the parsed namespace) unless given, so explicit flags override the preset and a resumed run's
+    settings (`settings.flag_groups`)."""
+    return FlagParser(
+        flag_groups(RunOptions, TrainingSettings, PushOptions), prog=prog, formatter_class=argparse.HelpFormatter,
         description="Train a character-level GPT on any UTF-8 text. With no arguments: the blog series' settings "
         "on tiny Shakespeare. The output folder is a Hugging Face model folder (from_pretrained loads it) and is "
         "checkpointed atomically after every evaluation.",
@@ -45,29 +91,6 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         "upload failed (the `tinygpt push` command that retries it is printed), 4 the loss became NaN or infinite "
         "(the folder keeps its last good checkpoint; resume it with a lower --learning-rate), 130 a second Ctrl-C.",
     )
-    io = p.add_argument_group("data and output")
-    io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of "
-                    "1 GiB or more is prepared once into a memory-mapped id file in the output folder")
-    io.add_argument("--out-dir", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT_DIR})")
-    io.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir, with its settings")
-    io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir (the old one "
-                    "stays until the new run's first checkpoint takes its place in one move)")
-    io.add_argument("--data-changed", action="store_true", help="with --resume: continue on a --data text other "
-                    "than the run's (same characters); trainer_state.json records the step where it changed")
-    io.add_argument("--preset", choices=TrainingSettings.list_presets(), help="seed: the blog series' "
-                    "hyper-parameters (the defaults). cpu: best val loss per second on a laptop CPU: "
-                    + ", ".join(f"{k} {v}" for k, v in TrainingSettings.PRESETS["cpu"].items()))
-    groups = {title: p.add_argument_group(title) for title in (
-        "model (the seed's names)", "optimisation", "evaluation and checkpoints", "runtime")}
-    groups["data and output"] = io  # --init-from, --dataset and its options are settings
-    TrainingSettings.add_arguments(p, groups)
-    h = p.add_argument_group("Hugging Face Hub")
-    h.add_argument("--push-to-hub", metavar="REPO_ID", help="push the folder to this Hub repo when training ends")
-    h.add_argument("--push-every-eval", action="store_true", help="with --push-to-hub: also push after every checkpoint")
-    return p
-
-
-RUN_OPTIONS = ("data", "out_dir", "resume", "overwrite", "data_changed", "push_to_hub", "push_every_eval")
 
 
 class Console(TrainerCallback):
@@ -179,7 +202,7 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
             if is_main:
                 print(f"note: {trainer.out_dir}'s model files are damaged or incomplete ({damage}); rewriting them "
                       f"from {TRAINING_STATE_NAME} (step {trainer.step})", flush=True)
-            trainer.save(trainer.step)
+            trainer.repair()
         if trainer.resumed and trainer.step >= trainer.settings.max_iters:
             if is_main:
                 head = (f"repaired: {trainer.out_dir} is at step" if damage else
@@ -211,59 +234,29 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
 
 
 def setup(given: dict, start_time: float, callbacks: list) -> tuple[Trainer, str | None]:
-    """The settings (defaults < preset < the resumed run's < flags), the data and the folder, checked; the Trainer,
-    and what is wrong with the model files of a resumed folder (None if nothing)."""
+    """The Trainer the flags ask for, and what is wrong with the model files of a resumed folder (None if nothing).
+    Settings: defaults < the resumed run's < preset < flags; a resumed run is checked by the engine
+    (`Trainer.resume`), with the same messages a notebook gets."""
+    if given.get("push_every_eval") and not given.get("push_to_hub"):
+        raise TrainingError("--push-every-eval needs --push-to-hub REPO_ID")
     out_dir = Path(given.get("out_dir", DEFAULT_OUT_DIR))
-    resume = given.get("resume", False)
-    if given.get("data_changed") and not resume:
-        raise TrainingError("--data-changed goes with --resume: it accepts a different text for a run that continues")
-    state = None
-    if resume:
-        if not out_dir.is_dir():
-            raise TrainingError(f"--resume: {out_dir} does not exist; there is no run to continue")
-        state = load_training_state(out_dir)
-    if state and given.get("init_from") and _project_path(given["init_from"]) != state["settings"].get("init_from") \
-            and given["init_from"] != state["settings"].get("init_from"):
-        raise TrainingError(f"--resume: {out_dir} was started from {state['settings'].get('init_from') or 'scratch'}, "
-                            f"not --init-from {given['init_from']}; leave --init-from out to continue it")
-    if given.get("init_from") and not state:  # a fine-tune has the dimensions of the model it starts from
+    changes = {k: v for k, v in given.items() if k not in RUN_OPTIONS}
+    data = Path(given["data"]) if "data" in given else None
+    run = dict(callbacks=callbacks, start_time=start_time, data_changed=given.get("data_changed", False))
+    if given.get("resume"):
+        trainer = Trainer.resume(out_dir, data_path=data, **run, **changes)
+        return trainer, trainer.damage
+    if given.get("init_from"):  # a fine-tune has the dimensions of the model it starts from
         from .finetune import base_config, conflicting_dims
 
         config = base_config(given["init_from"])
         conflicting_dims(given, config, given["init_from"])
-        given = dict(given, **{k: getattr(config, k) for k in MODEL_DIMS})
-    settings = TrainingSettings.resolve({k: v for k, v in given.items() if k not in RUN_OPTIONS},
-                                        saved=state["settings"] if state else None)
-    if "data" in given and settings.dataset:
-        raise TrainingError("give the text either with --data FILE or with --dataset NAME, not both")
-    if state:
-        saved = state["settings"]
-        # A dimension differs because a flag asked for it or because --preset brought it (then it is not in given).
-        changed = [f"{flag_name(k)} {getattr(settings, k)}{'' if k in given else f' (from --preset {settings.preset})'}"
-                   f" (saved: {saved.get(k)})" for k in MODEL_DIMS if getattr(settings, k) != saved.get(k)]
-        if changed:
-            raise TrainingError(
-                f"--resume: {out_dir} holds a model of different dimensions than asked: {', '.join(changed)}. "
-                "Resume with the saved dimensions, or start a new model with --overwrite or another --out-dir"
-            )
-        if "data" not in given and not state["data_path"] and not settings.dataset \
-                and not (out_dir / TEXT_FILE_NAME).is_file():
-            raise TrainingError(f"--resume: {out_dir} was trained on a text given in memory; pass it with --data")
-    if given.get("push_every_eval") and not given.get("push_to_hub"):
-        raise TrainingError("--push-every-eval needs --push-to-hub REPO_ID")
-    if settings.dataset:
-        data_path = None
-    elif "data" in given:
-        data_path = Path(given["data"])
-    else:
-        # A text given in memory (the demo's) was saved in the folder as train.txt.
-        data_path = (Path(state["data_path"]) if state["data_path"] else out_dir / TEXT_FILE_NAME) if state \
-            else default_data_path()
-    display = (given.get("data") or (state["data"]["path"] if state else str(data_path))) if data_path else None
-    trainer = Trainer(settings, data_path=data_path, out_dir=out_dir, callbacks=callbacks, resume_state=state,
-                      overwrite=given.get("overwrite", False), data_name=display, start_time=start_time,
-                      data_changed=given.get("data_changed", False))
-    return trainer, model_files_problem(out_dir, state) if state else None
+        changes.update({k: getattr(config, k) for k in MODEL_DIMS})
+    settings = TrainingSettings.resolve(changes)
+    data_path = data if data is not None or settings.dataset else default_data_path()
+    trainer = Trainer(settings, data_path=data_path, out_dir=out_dir, overwrite=given.get("overwrite", False),
+                      data_name=given.get("data") or (str(data_path) if data_path else None), **run)
+    return trainer, None
 
 
 def default_data_path() -> Path:

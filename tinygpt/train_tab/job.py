@@ -29,10 +29,11 @@ import torch
 from ..checkpoint import CheckpointError
 from ..common import one_line
 from ..demo import BadInput
-from ..engine import Trainer, TrainerCallback  # accelerate is imported when a Trainer starts
+from ..engine import Trainer  # accelerate is imported when a Trainer starts
 from ..publish import ModelCardWriter
 from ..run_state import RunState
 from ..settings import TrainingDiverged, TrainingError, TrainingSettings
+from ..trainer_callback import TrainerCallback
 from .request import SCRATCH, SERVED, CheckedText, RunRequest
 
 UPDATE_INTERVAL = 1.0  # seconds between copies of the run state while it trains (and points of the running loss)
