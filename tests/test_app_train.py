@@ -68,7 +68,7 @@ def generate(client, prompt, max_new_tokens=40, temperature=0.0, seed=0) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(server):
+def trained_session(server):
     """A client session that trained a model on TRAINED_TEXT, and what /train streamed."""
     client = new_client(server)
     started = time.monotonic()
@@ -79,8 +79,8 @@ def trained(server):
 # ------------------------------------------------------------------------------------------ train, then use it
 
 
-def test_train_streams_progress_and_a_sample_per_evaluation(trained):
-    client, updates, seconds = trained
+def test_train_streams_progress_and_a_sample_per_evaluation(trained_session):
+    client, updates, seconds = trained_session
     assert len(updates) >= 3, updates  # streamed, not one answer at the end
     final = updates[-1]
     assert final["status"] == "finished" and final["step"] == final["max_iters"] == 60
@@ -102,20 +102,20 @@ def test_train_streams_progress_and_a_sample_per_evaluation(trained):
         final["warnings"]
 
 
-def test_the_sample_shown_is_what_the_sessions_model_writes(trained):
+def test_the_sample_shown_is_what_the_sessions_model_writes(trained_session):
     """Each sample is the model of its step writing 300 characters from a newline with the run's seed (1337,
     the cpu preset's) at temperature 1: the same request to /generate from this session gives exactly the best
     evaluation's sample (not the last one's), so the samples are real output and the session uses the best-val
     model, not the last."""
-    client, updates, _ = trained
+    client, updates, _ = trained_session
     final = updates[-1]
     best = next(e for e in final["evaluations"] if e["step"] == final["best_step"])
     assert best is not final["evaluations"][-1] and best["sample"] != final["evaluations"][-1]["sample"]
     assert generate(client, "\n", 300, temperature=1.0, seed=1337) == best["sample"]
 
 
-def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained):
-    client, _, _ = trained
+def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained_session):
+    client, _, _ = trained_session
     text = generate(client, NEW_PROMPT, 60)
     assert text.startswith(NEW_PROMPT) and len(text) == len(NEW_PROMPT) + 60
     assert set(text) <= set(TRAINED_TEXT)  # only characters of the text it was trained on
@@ -127,8 +127,8 @@ def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served
         generate(other, NEW_PROMPT)
 
 
-def test_see_inside_uses_the_sessions_model(server, trained):
-    client, _, _ = trained
+def test_see_inside_uses_the_sessions_model(server, trained_session):
+    client, _, _ = trained_session
     chart, maps, context = client.predict(NEW_PROMPT, api_name="/inspect")
     shown = {"\n": "⏎", " ": "␣"}
     assert {c for c, _ in chart["data"]} <= {shown.get(c, c) for c in TRAINED_TEXT}
@@ -137,8 +137,8 @@ def test_see_inside_uses_the_sessions_model(server, trained):
     assert "block_size = 32" in context and maps.count("<img") == 8
 
 
-def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained):
-    client, _, _ = trained
+def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained_session):
+    client, _, _ = trained_session
     with pytest.raises(AppError) as error:
         generate(client, "ROMEO:")
     message = str(error.value)
@@ -147,8 +147,8 @@ def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained
     assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)  # and the session carries on
 
 
-def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_path):
-    client, updates, _ = trained
+def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained_session, tmp_path):
+    client, updates, _ = trained_session
     archive = Path(client.predict(api_name="/download"))
     assert archive.suffix == ".zip"
     with zipfile.ZipFile(archive) as z:
@@ -189,13 +189,13 @@ def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_p
     assert loaded["text"] == expected
 
 
-def test_the_cards_reproduce_command_runs_as_the_card_says(trained, tmp_path):
+def test_the_cards_reproduce_command_runs_as_the_card_says(trained_session, tmp_path):
     """The card of a pasted text says: "Reproduce it from the root of a tinygpt checkout (`tinygpt-text/train.txt`,
     saved beside the model, is the text it was trained on: put this folder there under that name)", then the
     command. Done so, in a checkout (train.py beside the package): the command trains a model of its own beside the
     downloaded one (which it leaves alone), on the thread the page trained on, and it is the same run: the same
     losses at the same steps."""
-    client, updates, _ = trained
+    client, updates, _ = trained_session
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / "train.py").write_bytes((REPO / "train.py").read_bytes())
@@ -221,8 +221,8 @@ def test_the_cards_reproduce_command_runs_as_the_card_says(trained, tmp_path):
         [(e["step"], e["val_loss"]) for e in updates[-1]["evaluations"]]
 
 
-def test_push_goes_to_the_hub_with_the_visitors_token(demo_hub, trained):
-    client, _, _ = trained
+def test_push_goes_to_the_hub_with_the_visitors_token(demo_hub, trained_session):
+    client, _, _ = trained_session
     message = client.predict("tester/tiny-from-the-demo", "hf_visitor_token", api_name="/push")
     assert message.startswith("Pushed to [tester/tiny-from-the-demo]"), message
     files = HfApi(endpoint=demo_hub.url, token="hf_test").list_repo_files("tester/tiny-from-the-demo")
@@ -232,8 +232,8 @@ def test_push_goes_to_the_hub_with_the_visitors_token(demo_hub, trained):
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "no repo id", "bad repo id"])
-def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, demo_hub, trained, case):
-    client, _, _ = trained
+def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, demo_hub, trained_session, case):
+    client, _, _ = trained_session
     repo, token, expected = {
         "no token": ("tester/x", "", "No Hugging Face token"),
         "wrong token": ("tester/x", "hf_wrong", "refused the token"),
