@@ -8,16 +8,19 @@
 
 Three tabs: **Generate** streams text, **See inside** shows the next-character probabilities and every attention
 head, **Train** trains a model on your text in the browser session (the bundled tiny Shakespeare, pasted text or
-an uploaded .txt), from scratch or fine-tuning the served model, streaming its loss curve and a sample after every
-evaluation. When
-it ends (or Stop is pressed) that browser session's Generate and See inside use the new model; it can be
-downloaded as the folder train.py writes, or pushed to the Hub with the same code as `tinygpt push`.
+an uploaded text file), from scratch or fine-tuning the served model, streaming its loss curve and a sample after
+every evaluation. When it ends (or Stop is pressed) that browser session's Generate and See inside use the new model
+(its best evaluation's), with a prompt and examples made of its text; it can be downloaded as the folder train.py
+writes, or pushed to the Hub with the same code as `tinygpt push`. What the page refuses (an empty or binary text, a
+size or a number out of range) it says beside the field, until the next press; numbers are never clamped.
 
 This file is the page and the command line; the logic is in the `tinygpt` package beside it (`tinygpt space`
 uploads that folder with app.py): `tinygpt/demo.py` loads the model, generates and looks inside,
-`tinygpt/sessions.py` remembers which model each browser tab uses, and `tinygpt/demo_training.py` runs the Train tab
-(the checks, the line of trainings, the engine in a thread, the page's view). The served model loads with
-`trust_remote_code=True`; training imports tinygpt's engine (which needs accelerate) only when someone presses Train.
+`tinygpt/sessions.py` remembers which model each browser tab uses, and `tinygpt/train_tab/` runs the Train tab, one
+file per concern: `request.py` (what a request may be), `line.py` (the line of trainings), `job.py` (a training on
+the engine, in a thread), `view.py` (what the page shows of it) and `handlers.py` (the buttons and /train). The served
+model loads with `trust_remote_code=True`; training imports tinygpt's engine (which needs accelerate) only when
+someone presses Train.
 
 API (`gradio_client.Client(url)`):
     predict(prompt, max_new_tokens, temperature, top_k, top_p, seed, api_name="/generate")
@@ -49,10 +52,10 @@ import torch
 from transformers.utils import logging as hf_logging
 
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
-from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
-from tinygpt.demo_training import (
+from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, BadInput, ModelError, TinyGPTDemo, load_model
+from tinygpt.train_tab import (
     DEFAULT_SIZE, MODEL_SIZES, SCRATCH, SERVED, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
-    TRAIN_MIN_SECONDS, TRAIN_SECONDS, ServedModel, TrainPage, Trainings, hub_login_available,
+    TRAIN_MIN_SECONDS, TRAIN_SECONDS, ServedModel, TrainOutputs, TrainTab, hub_login_available, loss_help,
 )
 from tinygpt.sessions import MAX_TRAINED_MODELS, Sessions
 
@@ -70,6 +73,15 @@ EXAMPLES = [
     ["To be, or not to be", 200, 0.0, 0, 1.0, 0],
     ["KING RICHARD III:\nNow is the winter of our discontent\n", 400, 0.7, 20, 0.95, 2024],
 ]
+
+
+def examples_for(model: TinyGPTDemo) -> list[list]:
+    """Generate's examples for `model`, every one made of its characters: for a model trained in the Train tab,
+    starts of the lines of its text (with EXAMPLES' settings); else the EXAMPLES it can read; else the empty prompt
+    (its first vocabulary character)."""
+    if model.prompts:
+        return [[prompt, *example[1:]] for prompt, example in zip(model.prompts, EXAMPLES)]
+    return [e for e in EXAMPLES if model.knows(e[0])] or [["", *EXAMPLES[0][1:]]]
 
 
 # -------------------------------------------------------------------------------------------------------- UI
@@ -108,14 +120,6 @@ characters to words; or fine-tune the model being served, which starts from what
 other visitors never see it, and it is gone when you close the tab, so download it or push it to the Hub.
 """
 
-LOSS_HELP = """\
-**Loss** says how surprised the model is by each next character: lower is better. The orange line is measured on
-the **held-out text**, the last 10 % of your text, which the model never trains on: that is the honest score. If
-it rises while the blue (training text) keeps falling, the model is memorising instead of learning. A loss divided
-by ln 2 (0.69) is in **bits per character**: a blind guess among 65 characters scores 4.2 (6 bits); by 1.5
-(2.2 bits) the samples read like Shakespeare.
-"""
-
 CSS = """
 #output textarea, #prompt textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 #attention .attention-grid { display: grid; gap: 8px; grid-template-columns: repeat(auto-fill, minmax(min(100%, 280px), 1fr)); }
@@ -134,16 +138,20 @@ CSS = """
 #train-samples details summary { cursor: pointer; padding: 2px 0; }
 #train-progress h3 { margin: 0 0 4px; }
 #train-size input { text-overflow: clip; padding-right: 24px; }  /* the text stops short of the arrow */
-@media (max-width: 480px) { #train-size input { font-size: 13px; } }
+/* a phone: the longest size label shows whole ("... context 32", not "... context 3") */
+@media (max-width: 480px) { #train-size input { font-size: 13px; padding-right: 18px; }
+  #train-size .wrap-inner { padding-left: 6px; padding-right: 6px; } }
+/* the size choice is off while fine-tuning: it looks it */
+#train-size .wrap:has(input:disabled) { opacity: 0.5; background: var(--background-fill-secondary); }
+#train-size input:disabled { cursor: not-allowed; }
 #facts table { max-width: 100%; }
 #facts thead { display: none; }  /* a two-column table of facts: no header row */
 """
 
 
-def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
-    vocab = set(served.stoi)
-    examples = [e for e in EXAMPLES if set(e[0]) <= vocab]
-    sessions = trainings.sessions
+def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
+    served_examples = examples_for(served)
+    sessions = training_tab.sessions
 
     async def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request):
         stream = sessions.model_for(request, served).generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
@@ -156,16 +164,33 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
     def inspect(prompt, request: gr.Request):
         return sessions.model_for(request, served).inspect(prompt)
 
+    def inspect_on_page(prompt, request: gr.Request):
+        """See inside on the page: a prompt the model cannot read is said where "what the model sees" goes, and the
+        chart and maps are emptied (an error would leave red "Error" badges there, and its toast goes away)."""
+        try:
+            return inspect(prompt, request)
+        except BadInput as err:
+            return None, "", f"**{err.message}**"
+
     def choose(choice, request: gr.Request):
         return sessions.choose(choice, request, served).facts_markdown()
+
+    def fit_generate(prompt, request: gr.Request):
+        """After a training and at the Model switch: Generate's examples (and its prompt, unless the model in use
+        can read it) are made of the characters of the model in use."""
+        model = sessions.model_for(request, served)
+        rows = examples_for(model)
+        fits = isinstance(prompt, str) and model.knows(prompt)
+        return (gr.update(value=prompt if fits else rows[0][0], placeholder=rows[0][0].strip()),
+                gr.Dataset(samples=rows))
 
     with gr.Blocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO.format(block_size=served.block_size))
         with gr.Row(equal_height=False):
             prompt = gr.Textbox(
                 label="Prompt",
-                placeholder="ROMEO:",
-                value=examples[0][0] if examples else "",
+                placeholder=served_examples[0][0].strip(),
+                value=served_examples[0][0],
                 lines=3,
                 max_lines=12,
                 elem_id="prompt",
@@ -179,6 +204,9 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
             with gr.Tab("Generate", id="generate") as generate_tab:
                 with gr.Row():
                     with gr.Column(scale=3):
+                        with gr.Row():  # above the text, so a phone shows them without scrolling past it
+                            generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
                         output = gr.Textbox(
                             label="Prompt + what the model wrote",
                             lines=14,
@@ -187,13 +215,12 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                             buttons=["copy"],
                             elem_id="output",
                         )
-                        with gr.Row():
-                            generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
                     with gr.Column(scale=2):
-                        max_new_tokens = gr.Slider(
-                            1, MAX_NEW_TOKENS, value=300, step=1, precision=0,
-                            label=f"Max new characters (server cap {MAX_NEW_TOKENS})",
+                        # A number box, not a slider: a slider silently clamps what is typed into it (99999 -> 1000);
+                        # the server refuses what is out of range, in words that name the limit.
+                        max_new_tokens = gr.Number(
+                            value=300, step=50, label=f"Max new characters (1 to {MAX_NEW_TOKENS}, the server cap)",
+                            elem_id="max-new-tokens",
                         )
                         temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)")
                         top_k = gr.Slider(
@@ -204,12 +231,12 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                             seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3)
                             dice = gr.Button("Random seed", scale=1, size="sm")
                         gr.Markdown(GENERATE_HELP)
-                if examples:
-                    gr.Examples(
-                        examples,
-                        inputs=[prompt, max_new_tokens, temperature, top_k, top_p, seed],
-                        label="Try these",
-                    )
+                examples = gr.Examples(  # remade for the model in use (fit_generate)
+                    served_examples,
+                    inputs=[prompt, max_new_tokens, temperature, top_k, top_p, seed],
+                    label="Try these",
+                    elem_id="generate-examples",
+                )
             with gr.Tab("See inside", id="inside") as inside_tab:
                 gr.Markdown(INSIDE_HELP, elem_id="inside-help")
                 inspect_btn = gr.Button("Look inside this prompt", elem_id="inspect-btn")
@@ -227,49 +254,54 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=3, min_width=300):
                         sources = [("paste text", "paste"), ("upload a .txt", "upload")]
-                        if trainings.has_bundled_text:
+                        if training_tab.has_bundled_text:
                             sources.insert(0, ("tiny Shakespeare (bundled, 1.1 MB)", "bundled"))
                         source = gr.Radio(sources, value=sources[0][1], label="Text", elem_id="train-source")
                         pasted = gr.Textbox(label="Your text", lines=6, max_lines=12, visible=sources[0][1] == "paste",
                                             placeholder="Paste a few thousand characters or more", elem_id="train-text")
-                        upload = gr.File(label="A .txt file, UTF-8", file_types=[".txt"], type="filepath",
-                                         visible=False, elem_id="train-file")
+                        # Any file is taken, and what is not UTF-8 text is said in plain words beside it (gradio's
+                        # own file-type check would add a second, vaguer error).
+                        upload = gr.File(label="A text file (.txt, UTF-8)", type="filepath", visible=False,
+                                         elem_id="train-file")
                         gr.Markdown(f"Texts up to {TRAIN_MAX_BYTES // 2**20} MB: the server holds the whole text in "
                                     "memory while it trains and shares its CPU with everyone. Bigger texts: "
                                     "`train.py`.", elem_id="train-cap")
                     with gr.Column(scale=2, min_width=300):
                         starts = [("scratch (random weights)", SCRATCH)]
-                        if trainings.served is not None:
-                            starts.append((f"the model being served ({trainings.served.label})", SERVED))
+                        if training_tab.served is not None:
+                            starts.append((f"the model being served ({training_tab.served.label})", SERVED))
                         start = gr.Radio(starts, value=SCRATCH, label="Start from", visible=len(starts) > 1,
                                          elem_id="train-start")
                         size = gr.Dropdown(list(MODEL_SIZES), value=DEFAULT_SIZE, allow_custom_value=True,
                                            label="Model size", info=SIZE_HELP, elem_id="train-size")
-                        seconds = gr.Slider(TRAIN_MIN_SECONDS, trainings.max_seconds, step=5,
-                                            value=min(TRAIN_SECONDS, trainings.max_seconds),
-                                            label=f"Time budget, seconds (server cap {trainings.max_seconds:g})",
+                        # A number box, not a slider, which would silently clamp what is typed (1 -> 5, 9999 -> 300).
+                        seconds = gr.Number(value=min(TRAIN_SECONDS, training_tab.max_seconds), step=5,
+                                            label=f"Time budget, seconds ({TRAIN_MIN_SECONDS} to "
+                                                  f"{training_tab.max_seconds:g}, the server cap)",
                                             elem_id="train-seconds")
                         with gr.Row():
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
-                            train_stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop-btn")
+                            train_stop_btn = gr.Button("Stop", variant="stop", interactive=False,
+                                                       elem_id="train-stop-btn")
                 progress = gr.Markdown("", elem_id="train-progress")
                 with gr.Group(visible=False, elem_id="train-result") as result_box:  # right under the verdict
                     download = gr.DownloadButton("Download the model folder (.zip)", visible=False,
                                                  elem_id="train-download")
                     with gr.Row():
-                        repo_id = gr.Textbox(label="Hub repo id", placeholder="your-name/tiny-model", scale=2,
+                        repo_id = gr.Textbox(label="Hub repo id", placeholder="your-name/tiny-model",
                                              min_width=200, elem_id="push-repo")
                         token = gr.Textbox(label="Hugging Face token (write access; not stored)", type="password",
-                                           scale=2, min_width=200, elem_id="push-token")
-                        if trainings.hub_login:
-                            gr.LoginButton(scale=1)
-                        push_btn = gr.Button("Push to the Hub", scale=1, min_width=160, elem_id="push-btn")
-                    push_status = gr.Markdown("", elem_id="push-status")
+                                           min_width=200, elem_id="push-token")
+                    with gr.Row():  # the button a row of its own: beside the boxes it left a grey gap under itself
+                        if training_tab.hub_login:
+                            gr.LoginButton()
+                        push_btn = gr.Button("Push to the Hub", elem_id="push-btn")
+                push_status = gr.Markdown("", elem_id="push-status")
                 with gr.Row(equal_height=False):  # the curve and the samples side by side; stacked on a phone
                     with gr.Column(min_width=320):
                         gr.Markdown("**Loss at each step**", elem_id="train-curve-title")
                         curve = gr.Plot(show_label=False, elem_id="train-curve")
-                        gr.Markdown(LOSS_HELP, elem_id="train-loss-help")
+                        loss_words = gr.Markdown(loss_help(), elem_id="train-loss-help")
                     with gr.Column(min_width=320):
                         gr.Markdown("**What the model writes**")
                         samples = gr.HTML("", elem_id="train-samples")
@@ -281,48 +313,57 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
         stop_btn.click(None, None, None, cancels=[generation], api_visibility="private")
         dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private", queue=False)
         inspect_outputs = [bars, heatmaps, context]
-        inspect_btn.click(inspect, prompt, inspect_outputs, api_name="inspect")
-        inside_tab.select(inspect, prompt, inspect_outputs, api_visibility="private")
-        model_choice.input(choose, model_choice, facts, api_visibility="private")
+        inspect_btn.click(inspect_on_page, prompt, inspect_outputs, api_visibility="private")
+        inside_tab.select(inspect_on_page, prompt, inspect_outputs, api_visibility="private")
+        gr.Button(visible=False).click(inspect, prompt, inspect_outputs, api_name="inspect")  # errors stay errors
+        generate_fits = [prompt, examples.dataset]
+        model_choice.input(choose, model_choice, facts, api_visibility="private").then(
+            fit_generate, prompt, generate_fits, api_visibility="private")
         # The prompt belongs to Generate and See inside; the Train tab has its own text.
         for tab, shown in ((generate_tab, True), (inside_tab, True), (train_tab, False)):
             tab.select(lambda shown=shown: gr.update(visible=shown), None, prompt, api_visibility="private",
                        queue=False)
 
-        # Train: checked at once (refusals show before any wait), then in the line of trainings (its place shown in
-        # the progress line), then trained. The Train button is off while it runs, and on again however it ends.
+        # Train: checked at once (a refusal shows beside its field before any wait, until the next press), then in the
+        # line of trainings (its place shown in the progress line), then trained. The Train button is off while it
+        # runs and Stop on, and the other way round however it ends; then Generate fits the model in use.
         source.change(lambda s: (gr.Textbox(visible=s == "paste"), gr.File(visible=s == "upload")), source,
                       [pasted, upload], api_visibility="private", queue=False)
         # Fine-tuning keeps the served model's size: the size choice is off and says so.
         def start_changed(start):
             if start == SERVED:
-                return gr.update(interactive=False, info=trainings.served.note())
+                return gr.update(interactive=False, info=training_tab.served.note())
             return gr.update(interactive=True, info=SIZE_HELP)
 
         start.change(start_changed, start, size, api_visibility="private", queue=False)
-        page = TrainPage(train_button=train_btn, progress=progress, curve=curve, samples=samples, result=result_box,
-                         download=download, model_choice=model_choice, facts=facts)
+        outputs = TrainOutputs(train_button=train_btn, stop_button=train_stop_btn, progress=progress,
+                               loss_help=loss_words, curve=curve, samples=samples, result=result_box,
+                               download=download, model_choice=model_choice, facts=facts)
 
         async def train(source, pasted, upload, size, seconds, start, request: gr.Request):
-            async for updates in trainings.train_page(page, source, pasted, upload, size, seconds, start, request):
+            async for updates in training_tab.train_page(outputs, source, pasted, upload, size, seconds, start,
+                                                         request):
                 yield updates
 
-        training = train_btn.click(train, [source, pasted, upload, size, seconds, start], page.components(),
-                                   api_name="train_in_page", api_visibility="undocumented", concurrency_limit=None,
-                                   show_progress="hidden")
-        training.then(lambda: gr.update(interactive=True), None, train_btn, api_visibility="private", queue=False)
-        gr.api(trainings.train_api, api_name="train", concurrency_limit=None)  # waits in the same line
-        train_stop_btn.click(trainings.stop, None, progress, api_name="stop_training", concurrency_limit=None,
+        training = train_btn.click(train, [source, pasted, upload, size, seconds, start], outputs.components(),
+                                   validator=training_tab.check_page_inputs, api_name="train_in_page",
+                                   api_visibility="undocumented", concurrency_limit=None, show_progress="hidden")
+        training.then(lambda: (gr.update(interactive=True), gr.update(interactive=False)), None,
+                      [train_btn, train_stop_btn], api_visibility="private", queue=False).then(
+            fit_generate, prompt, generate_fits, api_visibility="private")
+        gr.api(training_tab.train_api, api_name="train", concurrency_limit=None)  # waits in the same line
+        train_stop_btn.click(training_tab.stop_page, None, progress, api_visibility="private", concurrency_limit=None,
                              show_progress="hidden")
+        gr.api(training_tab.stop, api_name="stop_training", concurrency_limit=None)
         download_file = gr.File(visible=False)
-        gr.Button(visible=False).click(trainings.download, None, download_file, api_name="download",
+        gr.Button(visible=False).click(training_tab.download, None, download_file, api_name="download",
                                        concurrency_limit=None)
-        if trainings.hub_login:
+        if training_tab.hub_login:
             def push(repo, tok, request: gr.Request, oauth_token: gr.OAuthToken | None):
-                return trainings.push(repo, tok, request, oauth_token)
+                return training_tab.push(repo, tok, request, oauth_token)
         else:
             def push(repo, tok, request: gr.Request):
-                return trainings.push(repo, tok, request)
+                return training_tab.push(repo, tok, request)
         push_btn.click(push, [repo_id, token], push_status, api_name="push", concurrency_id="push",
                        concurrency_limit=2)
 
@@ -391,10 +432,10 @@ def main(argv=None) -> int:
         print("app.py: compiling the decode step (--compile)...", flush=True)
         print(f"app.py: compiled in {served.compile():.1f} s", flush=True)
     served.warm_up()
-    trainings = Trainings(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
-                          hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
-                          concurrency=args.train_concurrency, served=ServedModel.of(loaded))
-    demo = build_demo(served, trainings)
+    training_tab = TrainTab(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
+                            hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
+                            concurrency=args.train_concurrency, served=ServedModel.of(loaded))
+    demo = build_demo(served, training_tab)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:
         demo.launch(
@@ -414,7 +455,7 @@ def main(argv=None) -> int:
               "port from 7860)", file=sys.stderr)
         return 1
     finally:
-        trainings.close()
+        training_tab.close()
     return 0
 
 

@@ -75,6 +75,44 @@ def trained(tmp_path_factory, corpus):
     return out
 
 
+@pytest.fixture(scope="session")
+def served_model_dir(tmp_path_factory):
+    """The model the app tests' server serves: small and random, on app_helpers.TINY_TEXT's characters (the seed's
+    size: slow enough that a browser's Stop lands before 1,000 characters are written)."""
+    from app_helpers import make_model_dir
+
+    return make_model_dir(tmp_path_factory.mktemp("served") / "tiny", n_embd=64)
+
+
+@pytest.fixture(scope="session")
+def demo_hub(tmp_path_factory):
+    """A local Hub for the demo's pushes (the server's HF_ENDPOINT), shared by the app tests."""
+    from hub_server import HubServer
+
+    with HubServer(tmp_path_factory.mktemp("demo_hub")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def server(served_model_dir, demo_hub, tmp_path_factory):
+    """`python app.py --model <served_model_dir>` on a free port, one for every app test (API, Train tab, browser):
+    starting one costs seconds, and each test uses its own client session. Its temporary files (the Train tab's
+    runs) are under `server.tmp`; pushes go to `demo_hub`; its time budget cap is `server.max_seconds`. MODEL_ID
+    names a folder that does not exist: the server only comes up because --model wins over it."""
+    from app_helpers import AppServer, app_env
+
+    tmp = tmp_path_factory.mktemp("server_tmp")
+    env = app_env(MODEL_ID=str(served_model_dir.parent / "not-this-one"), HF_ENDPOINT=demo_hub.url,
+                  HF_HOME=str(tmp / "hf_home"), TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        env.pop(name, None)  # a push must use the visitor's token, never the server's
+    max_seconds = 60
+    args = ["--model", str(served_model_dir), "--train-max-seconds", str(max_seconds)]
+    with AppServer(args, tmp_path_factory.mktemp("server_logs") / "server.log", env=env, timeout=180) as s:
+        s.tmp, s.served, s.max_seconds = tmp, served_model_dir, max_seconds
+        yield s
+
+
 @pytest.fixture
 def hub_server(tmp_path):
     """A local Hugging Face Hub (tests/hub_server.py) on a free port, empty, stopped after the test.

@@ -28,7 +28,6 @@ from app_helpers import (
     app_env,
     fn_index,
     load_app_module,
-    make_model_dir,
     stream_generate,
 )
 from tinygpt.demo import SeededSampler, ThreadStream, TinyGPTDemo, load_model
@@ -39,16 +38,9 @@ PROMPT = "ROMEO:\n"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return make_model_dir(tmp_path_factory.mktemp("app_model") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):
-    # MODEL_ID names a folder that does not exist: the server only comes up if --model wins over it.
-    env = app_env(MODEL_ID=str(model_dir.parent / "not-this-one"))
-    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("app_logs") / "server.log", env=env) as s:
-        yield s
+def model_dir(served_model_dir):
+    """The folder the shared `server` (conftest.py) serves."""
+    return served_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +168,8 @@ def test_unknown_characters_are_named_and_the_server_keeps_serving(client):
     "inputs, expected",
     [
         (dict(prompt="a" * 2001), "limit is 2000"),
-        (dict(max_new_tokens=5000), "maximum value 1000"),
-        (dict(max_new_tokens=0), "minimum value 1"),
+        (dict(max_new_tokens=5000), "max_new_tokens must be at most 1000 here, got 5000"),  # refused, not clamped
+        (dict(max_new_tokens=0), "max_new_tokens must be at least 1, got 0"),
         (dict(temperature=-0.5), "minimum value 0"),
         (dict(top_p=0.0), "minimum value 0.05"),
         (dict(seed=-1), "minimum value 0"),
@@ -238,7 +230,7 @@ def test_model_facts_are_on_the_page(server, model_dir, reference):
     n_params = sum(p.numel() for p in reference[0].parameters())
     # The folder's name, never the server's absolute path.
     assert f"`{model_dir.name}`" in facts and str(model_dir) not in facts and f"{n_params:,}" in facts
-    assert "| layers · heads · width | 2 · 4 · 32 |" in facts and "| context (block size) | 32 characters |" in facts
+    assert "| layers · heads · width | 2 · 4 · 64 |" in facts and "| context (block size) | 32 characters |" in facts
     assert "not recorded" in facts  # no trainer_state.json: no val loss
 
 

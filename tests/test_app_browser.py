@@ -3,7 +3,7 @@
 Chromium: Debian's package (`apt-get install -y chromium`, found on PATH or via $CHROMIUM_PATH) or Playwright's own
 (`playwright install chromium`). With neither, every test here SKIPS and says why; with TINYGPT_REQUIRE_BROWSER=1
 (for a CI that installs one) they fail instead. Screenshots and the measured timings are written to
-test-artifacts/ (gitignored).
+test-artifacts/ (gitignored). The server is conftest's `server`, shared with the other app tests.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import REPO, AppServer, app_env, make_model_dir
+from app_helpers import REPO
 from tinygpt import demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -63,16 +63,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    model_dir = make_model_dir(tmp_path_factory.mktemp("browser_model") / "tiny", n_embd=64)
-    tmp = tmp_path_factory.mktemp("browser_tmp")  # the server's temporary files: the Train tab's runs
-    env = app_env(TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
-    with AppServer(["--model", str(model_dir)], tmp_path_factory.mktemp("browser_logs") / "server.log", env=env) as s:
-        s.tmp = tmp
-        yield s
-
-
 @pytest.fixture
 def page(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -98,9 +88,7 @@ RECORD_OUTPUT = """() => {
 
 
 def set_max_new_characters(page, value: int) -> None:
-    box = page.get_by_label("number input for Max new characters (server cap 1000)")
-    box.fill(str(value))
-    box.press("Enter")
+    page.fill("#max-new-tokens input", str(value))
 
 
 def test_generate_streams_then_see_inside_shows_the_plots(page):
@@ -157,9 +145,76 @@ def test_unknown_characters_show_an_error_naming_them(page):
     assert "not in the model's vocabulary" in toast.inner_text()
 
 
+ERROR_BADGES = """Array.from(document.querySelectorAll('#next-chars *, #attention *, #context *'))
+  .filter(e => e.children.length === 0 && (e.innerText || '').trim() === 'Error').length"""
+TOASTS = "Array.from(document.querySelectorAll('.toast-body')).map(t => t.innerText)"
+
+
+def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, server, tmp_path):
+    """1280 px. An empty text and a time budget of 1, then of 9999, then a .png upload: each is refused beside its
+    field (gradio's validator: it stays there until the next press, no toast that goes away), in words that name
+    the field and its range, never clamped (a slider made 1 into 5 and trained); one message for the .png (no
+    gradio file-type error beside ours); nothing trains. See inside says why it cannot read a prompt where the
+    model's view goes, with no red "Error" badges. 99999 new characters are refused, not cut to 1000."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("paste text").check()
+    page.wait_for_selector("#train-text textarea", state="visible")
+    page.fill("#train-seconds input", "1")
+    page.click("#train-btn")
+    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 1') && "
+                           "document.querySelector('#train-text').innerText.includes('Nothing to train on')",
+                           timeout=30_000)
+    assert ("The time budget must be between 5 and 60 seconds (this server's cap), got 1"
+            in page.inner_text("#train-seconds"))
+    assert "Nothing to train on: the pasted text is empty" in page.inner_text("#train-text")
+    assert page.input_value("#train-seconds input") == "1"  # as typed
+    page.fill("#train-text textarea", "\n".join(f"line {i}: λ → {i * i}" for i in range(300)))
+    page.fill("#train-seconds input", "9999")
+    page.click("#train-btn")
+    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 9999')", timeout=30_000)
+    assert "Nothing to train on" not in page.inner_text("#train-text")  # the next press cleared it
+
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    page.get_by_label("upload a .txt").check()
+    page.wait_for_selector("#train-file", state="visible")
+    page.locator("#train-file input[type=file]").set_input_files(str(picture))
+    page.wait_for_function("document.querySelector('#train-file').innerText.replace(/\\s/g, '').includes('picture.png')",
+                           timeout=15_000)
+    page.fill("#train-seconds input", "10")
+    page.click("#train-btn")
+    page.wait_for_function("document.querySelector('#train-file').innerText.includes('is not a text file')",
+                           timeout=30_000)
+    assert "picture.png is not a text file: it looks like a picture" in page.inner_text("#train-file")
+    assert "got 9999" not in page.inner_text("#train-seconds")
+    page.wait_for_timeout(1000)
+    assert page.evaluate(TOASTS) == []  # the one message is beside the file, and stays there
+    assert page.inner_text("#train-progress").strip() == "" and not page.is_disabled("#train-btn")
+    assert set(server.tmp.glob("tinygpt-demo-*/run-*")) == before  # nothing lined up or trained
+    page.screenshot(path=str(ARTIFACTS / "app-train-refused.png"), full_page=True)
+
+    page.get_by_role("tab", name="See inside").click()
+    page.fill("#prompt textarea", "héllo")
+    page.click("#inspect-btn")
+    page.wait_for_function("document.querySelector('#context').innerText.includes(\"'é'\")", timeout=30_000)
+    assert "not in the model's vocabulary" in page.inner_text("#context")
+    page.wait_for_timeout(500)
+    assert page.evaluate(ERROR_BADGES) == 0
+
+    page.get_by_role("tab", name="Generate").click()
+    page.fill("#prompt textarea", PROMPT)
+    set_max_new_characters(page, 99999)
+    page.click("#generate-btn")
+    page.get_by_text("max_new_tokens must be at most 1000 here, got 99999").first.wait_for(timeout=15_000)
+    assert page.input_value("#max-new-tokens input") == "99999" and page.input_value("#output textarea") == ""
+
+
 # ------------------------------------------------------------------------------------------------ the Train tab
 
 SAMPLES = "document.querySelectorAll('#train-samples pre').length"
+EXAMPLES = "#generate-examples"  # Generate's "Try these"
 POINTS = "document.querySelectorAll('#train-curve svg .mark-symbol path').length"  # evaluations drawn as points
 # Where the Train tab's parts are, and whether anything is cut off or wider than the page.
 LAYOUT = """(() => {
@@ -222,16 +277,17 @@ def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, se
     page.get_by_role("tab", name="Train").click()
     page.wait_for_selector("#prompt", state="hidden")  # the prompt belongs to Generate and See inside
     assert "Texts up to 10 MB" in page.inner_text("#train-cap")
+    assert page.is_disabled("#train-stop-btn")  # nothing to stop yet
     page.click("#train-btn")
     page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)  # the untrained model's sample, at step 0
-    assert page.is_disabled("#train-btn")  # one training at a time: the button is off while it runs
+    assert page.is_disabled("#train-btn") and not page.is_disabled("#train-stop-btn")  # one training at a time
     assert "Newest sample: step 0 · val" in page.inner_text("#train-samples")
     page.wait_for_function(f"{POINTS} >= 2", timeout=30_000)  # step 0's two losses: a point each, before any line
-    page.wait_for_function(f"{SAMPLES} >= 2", timeout=120_000)  # step 175 (demo_training.eval_interval_for)
+    page.wait_for_function(f"{SAMPLES} >= 2", timeout=120_000)  # step 175 (train_tab.job.evaluation_settings)
     progress = page.inner_text("#train-progress")
     assert "Training: step " in progress and " / 2,400" in progress and "s left" in progress, progress
     assert "bits per character" in progress
-    # every 175 steps (demo_training.eval_interval_for): the next one may already have come, ~3 s later
+    # every 175 steps (train_tab.job.evaluation_settings): the next one may already have come, ~3 s later
     newest = page.locator("#train-samples .newest strong").inner_text()
     step = re.match(r"Newest sample: step (\d+) · val", newest)
     assert step and int(step[1]) > 0 and int(step[1]) % 175 == 0, newest
@@ -244,9 +300,24 @@ def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, se
     stopped, measured, val = progress_numbers(page)
     assert measured == stopped, "the val loss shown was not measured at the step the model stopped at"
     assert page.locator("#train-samples .newest strong").inner_text() == f"Newest sample: step {stopped:,} · val {val:.3f}"
-    assert "The model you now use, download and push is the one from step" in page.inner_text("#train-progress")
+    result = page.inner_text("#train-progress")
+    assert "The model you now use, download and push is the one from step" in result
     assert page.is_checked("#model-choice input[value='trained']")
     assert "trained in this tab on tinyshakespeare.txt" in page.inner_text("#facts")
+    # The loss help speaks of this text: tiny Shakespeare's 65 characters, and what its samples become.
+    help_text = page.inner_text("#train-loss-help")
+    assert "There are 65 different characters in tinyshakespeare.txt" in help_text
+    assert "ln 65 = 4.17" in help_text and "read like Shakespeare" in help_text
+    # Push sits on its own row under the repo id and the token, with no empty grey block beside or under it.
+    push = page.evaluate("""(() => { const b = document.querySelector('#push-btn').getBoundingClientRect();
+      const row = document.querySelector('#push-btn').closest('.row').getBoundingClientRect();
+      return {gap: row.height - b.height, width: b.width, row: row.width}; })()""")
+    assert push["gap"] < 8 and push["width"] > push["row"] - 8, push
+    # Stop once it has ended: off, and the result stays (it used to become "Nothing is training in this tab.").
+    assert page.is_disabled("#train-stop-btn")
+    page.click("#train-stop-btn", force=True)
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#train-progress") == result
     page.wait_for_timeout(500)  # the chart redraws with the last evaluation
     assert_readable(page.evaluate(LAYOUT), "1280")
     page.screenshot(path=str(ARTIFACTS / "app-train-stopped.png"), full_page=True)
@@ -263,23 +334,38 @@ def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, se
     assert page.input_value("#output textarea").startswith(prompt)
     page.screenshot(path=str(ARTIFACTS / "app-train-generate.png"), full_page=True)
 
-    page.check("#model-choice input[value='served']")  # back to the served model, which has never seen 'Q'
-    page.wait_for_function("document.querySelector('#facts').innerText.includes('tiny')", timeout=15_000)
+    # Back to the served model, which has never seen 'Q': Generate's prompt becomes one it can read.
+    page.check("#model-choice input[value='served']")
+    page.wait_for_function("document.querySelector('#prompt textarea').value === 'ROMEO:\\n'", timeout=15_000)
+    assert "tiny" in page.inner_text("#facts")
     page.click("#generate-btn")
-    page.get_by_text("'Q'", exact=False).first.wait_for(timeout=15_000)
+    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {len(PROMPT) + 100}",
+                           timeout=60_000)
+    assert page.input_value("#output textarea").startswith(PROMPT) and page.evaluate(TOASTS) == []
+
+
+# The loss lines as drawn: [colour, stroke width] in the order they are painted (the last one on top).
+LINES = """Array.from(document.querySelectorAll('#train-curve svg .mark-line path'))
+  .map(p => [p.getAttribute('stroke'), parseFloat(p.getAttribute('stroke-width') || '1')])"""
 
 
 def test_the_train_tab_on_a_phone(browser, server):
-    """390 px: a pasted text, the tiny model, stopped after two evaluations: everything fits the screen, samples
-    wrap, the chart keeps its axes, and Download sits above the samples."""
+    """390 px: Generate shows without scrolling; a rhyme pasted 60 times, the tiny model, stopped after two
+    evaluations: everything fits the screen (the model size shows whole), samples wrap, the chart keeps its axes and
+    shows the training line over the held-out one (equal: the text repeats itself), the loss help speaks of the
+    rhyme's characters, Download sits above the samples; then Generate offers a prompt made of the rhyme."""
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                             has_touch=True)
     try:
         page.goto(server.url)
+        page.wait_for_selector("#generate-btn")
+        assert page.locator("#generate-btn").bounding_box()["y"] + 40 < 844  # above the fold, not under the output
         page.get_by_role("tab", name="Train").click()
+        assert page.evaluate("(() => { const i = document.querySelector('#train-size input'); "
+                             "return i.scrollWidth <= i.clientWidth + 1; })()"), "the default model size is cut off"
         page.get_by_label("paste text").check()
-        line = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun!"
-        page.fill("#train-text textarea", "\n".join([line] * 60))
+        rhyme = "Twinkle, twinkle, little star, how I wonder what you are!"
+        page.fill("#train-text textarea", "\n".join([rhyme] * 60))
         page.locator("#train-size input").fill("1 layer · 4 heads · 32 wide · context 16")
         page.locator("#train-size input").press("Enter")
         page.click("#train-btn")
@@ -290,9 +376,26 @@ def test_the_train_tab_on_a_phone(browser, server):
         assert measured == stopped
         # One line pasted 60 times: the held-out 10 % repeats the training text, and the page says what that means.
         assert "Memorising, not learning: 100% of the held-out text" in page.inner_text("#train-progress")
+        vocabulary = len(set(rhyme + "\n"))
+        help_text = page.inner_text("#train-loss-help")
+        assert f"There are {vocabulary} different characters in the pasted text" in help_text, help_text
+        assert "65" not in help_text and "Shakespeare" not in help_text
         page.wait_for_timeout(500)
+        lines = page.evaluate(LINES)
+        held_out, training = (next(i for i, (colour, _) in enumerate(lines) if colour == c)
+                              for c in ("#e6550d", "#2171b5"))
+        assert held_out < training and lines[held_out][1] > lines[training][1] + 2, lines  # blue on top, inside
         assert_readable(page.evaluate(LAYOUT), "390")
         page.screenshot(path=str(ARTIFACTS / "app-train-phone.png"), full_page=True)
+
+        page.get_by_role("tab", name="Generate").click()
+        page.wait_for_function("document.querySelector('#prompt textarea').value === 'Twinkle, twinkle,'",
+                               timeout=15_000)
+        assert "Twinkle, twinkle," in page.inner_text(EXAMPLES) and "ROMEO" not in page.inner_text(EXAMPLES)
+        page.click("#generate-btn")
+        page.wait_for_function("document.querySelector('#output textarea').value.length > 40", timeout=60_000)
+        assert page.input_value("#output textarea").startswith("Twinkle, twinkle,") and page.evaluate(TOASTS) == []
+        page.screenshot(path=str(ARTIFACTS / "app-train-phone-generate.png"))
     finally:
         page.close()
 
@@ -351,6 +454,9 @@ def test_closing_the_tab_stops_its_training_and_frees_it(browser, server):
 
 
 def test_train_on_an_uploaded_file(page, tmp_path):
+    """An uploaded file of digits, Greek and arrows (none of which the served model knows): the trained model is this
+    page's, and Generate's prompt and examples are then made of its characters (the served model's "ROMEO:" would
+    be refused at once); the Model switch brings the served model's back."""
     text = "\n".join(f"{i} λ → {i * i}" for i in range(400)) + "\n"
     upload = tmp_path / "squares.txt"
     upload.write_text(text, encoding="utf-8")
@@ -369,6 +475,17 @@ def test_train_on_an_uploaded_file(page, tmp_path):
     assert measured == stopped
     assert page.locator("#train-samples .newest strong").inner_text() == f"Newest sample: step {stopped:,} · val {val:.3f}"
 
+    page.get_by_role("tab", name="Generate").click()
+    page.wait_for_function("document.querySelector('#prompt textarea').value === '0 λ → 0\\n'", timeout=15_000)
+    examples = page.inner_text(EXAMPLES)
+    assert "1 λ → 1" in examples and "ROMEO" not in examples
+    page.click("#generate-btn")
+    page.wait_for_function("document.querySelector('#output textarea').value.length > 20", timeout=60_000)
+    assert set(page.input_value("#output textarea")) <= set(text) and page.evaluate(TOASTS) == []
+    page.check("#model-choice input[value='served']")
+    page.wait_for_function("document.querySelector('#prompt textarea').value === 'ROMEO:\\n'", timeout=15_000)
+    assert "ROMEO" in page.inner_text(EXAMPLES) and "λ" not in page.inner_text(EXAMPLES)
+
 
 def test_fine_tune_the_served_model_from_the_page(page):
     """"Start from: the model being served" turns the size choice off and says the served model's size instead;
@@ -377,10 +494,15 @@ def test_fine_tune_the_served_model_from_the_page(page):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("paste text").check()
     page.fill("#train-text textarea", "\n".join(f"ROMEO: {i} → {i + 1}" for i in range(300)) + "\n")
+    looks = "(() => { const w = getComputedStyle(document.querySelector('#train-size .container > .wrap')); " \
+            "return [w.opacity, w.backgroundColor]; })()"
+    enabled = page.evaluate(looks)
     page.get_by_label("the model being served (tiny)").check()
     page.wait_for_function("document.querySelector('#train-size input').disabled", timeout=10_000)
     assert ("Fine-tuning keeps the served model's size (2 layers · 4 heads · 64 wide · context 32)"
             in page.inner_text("#train-size"))
+    disabled = page.evaluate(looks)
+    assert float(disabled[0]) <= 0.6 < float(enabled[0]) and disabled[1] != enabled[1]  # off, and it looks off
     page.get_by_label("scratch (random weights)").check()
     page.wait_for_function("!document.querySelector('#train-size input').disabled", timeout=10_000)
     page.get_by_label("the model being served (tiny)").check()

@@ -1,14 +1,18 @@
-"""The demo's Train tab through a real server: `python app.py` in a subprocess, driven with gradio_client.
+"""The demo's Train tab through a real server (conftest's `server`: `python app.py` in a subprocess, driven with
+gradio_client), and its rooms in process (tinygpt/train_tab: the request's checks, the line, the job, the view).
 
 The served model is a tiny random tinygpt trained on Shakespeare-like characters; the tab trains on a text made of
 characters that model has never seen (digits, Greek, arrows), so which model answered is plain from the text.
 Trainings are short (max_iters 60 on the smallest size: a few seconds), and the server's time budget cap is low.
-The local Hub (tests/hub_server.py) receives the pushes; HF_ENDPOINT points the server at it.
+The local Hub (conftest's `demo_hub`) receives the pushes; HF_ENDPOINT points the server at it.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -16,44 +20,35 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
+from gradio_client.exceptions import AppError, ValidationError
 from huggingface_hub import HfApi
 
-from app_helpers import REPO, TINY_TEXT, AppServer, app_env, call_raw, load_app_module, make_model_dir
-from hub_server import HubServer
+from app_helpers import REPO, TINY_TEXT, call_raw, load_app_module, make_model_dir
 from no_tinygpt import run_without_tinygpt
-from tinygpt import demo_training
 from tinygpt.demo import BadInput, TinyGPTDemo, load_model
+from tinygpt.run_state import RunState
+from tinygpt.train_tab import handlers, job as job_module, request as request_module, view
+from tinygpt.train_tab.handlers import TrainTab, hub_login_available
+from tinygpt.train_tab.job import Job, LossPoint, evaluation_settings
+from tinygpt.train_tab.line import WaitingLine
+from tinygpt.train_tab.request import PAGE_FIELDS, RunRequest, check_text
 
 pytestmark = pytest.mark.slow
 
 SMALL = "1 layer · 4 heads · 32 wide · context 16"
 SEED_SIZE = "2 layers · 4 heads · 64 wide · context 32"
+BIG_SIZE = "4 layers · 4 heads · 128 wide · context 64"
 # None of these characters is in the served model's vocabulary (app_helpers.TINY_TEXT): digits, Greek, arrows.
 LINES = ["λ1 → 2 ≠ 3", "μ4 → 5 ≠ 6", "π7 → 8 ≠ 9", "σ0 → 1 ≠ 2", "λμ → πσ"]
 NEW_TEXT = "\n".join(LINES[i % len(LINES)] for i in range(300)) + "\n"
+# The lines forwards, then backwards in the held-out 10 %: the more the model learns the forward order by heart, the
+# worse it reads the backward one. Its val loss falls, then rises (best at step 30 of 60, the last far worse): the
+# model a run offers must be its best, not its last.
+TRAINED_TEXT = ("\n".join(LINES[i % len(LINES)] for i in range(270)) + "\n"
+                + "\n".join(LINES[i % len(LINES)][::-1] for i in range(30)) + "\n")
 NEW_PROMPT = "λ1 → "
 PROMPT = "ROMEO:\n"
-MAX_SECONDS = 60  # the server's --train-max-seconds: the default budget, as the README's call uses it
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    with HubServer(tmp_path_factory.mktemp("hub")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(hub, tmp_path_factory):
-    model_dir = make_model_dir(tmp_path_factory.mktemp("served") / "tiny")
-    tmp = tmp_path_factory.mktemp("server_tmp")
-    env = app_env(HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "hf_home"), TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        env.pop(name, None)  # a push must use the visitor's token, never the server's
-    args = ["--model", str(model_dir), "--train-max-seconds", str(MAX_SECONDS)]
-    with AppServer(args, tmp_path_factory.mktemp("logs") / "server.log", env=env) as s:
-        s.tmp, s.served = tmp, model_dir
-        yield s
+MAX_SECONDS = 60  # the server's --train-max-seconds (conftest): the default budget, as the README's call uses it
 
 
 def new_client(server) -> Client:
@@ -73,19 +68,19 @@ def generate(client, prompt, max_new_tokens=40, temperature=0.0, seed=0) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(server):
-    """A client session that trained a model on NEW_TEXT, and what /train streamed."""
+def trained_session(server):
+    """A client session that trained a model on TRAINED_TEXT, and what /train streamed."""
     client = new_client(server)
     started = time.monotonic()
-    updates = train(client)
+    updates = train(client, text=TRAINED_TEXT)
     return client, updates, time.monotonic() - started
 
 
 # ------------------------------------------------------------------------------------------ train, then use it
 
 
-def test_train_streams_progress_and_a_sample_per_evaluation(trained):
-    client, updates, seconds = trained
+def test_train_streams_progress_and_a_sample_per_evaluation(trained_session):
+    client, updates, seconds = trained_session
     assert len(updates) >= 3, updates  # streamed, not one answer at the end
     final = updates[-1]
     assert final["status"] == "finished" and final["step"] == final["max_iters"] == 60
@@ -94,33 +89,36 @@ def test_train_streams_progress_and_a_sample_per_evaluation(trained):
     # max_iters 60 evaluates every 15 steps, the first at step 0 (the untrained model), each with a sample.
     evaluations = final["evaluations"]
     assert [e["step"] for e in evaluations] == [0, 15, 30, 45, 60]
-    assert evaluations[-1]["val_loss"] < evaluations[0]["val_loss"] - 0.5  # it learnt something
-    assert final["time_left_s"] == 0 and final["n_params"] > 0 and final["characters"] == len(NEW_TEXT)
-    # The offered model is the evaluation with the lowest val loss, and the page says which.
+    assert evaluations[-1]["train_loss"] < evaluations[0]["train_loss"] - 1  # it learnt (the training text)
+    assert final["time_left_s"] == 0 and final["n_params"] > 0 and final["characters"] == len(TRAINED_TEXT)
+    # The offered model is the evaluation with the lowest val loss, and the page says which: here not the last.
     best = min(evaluations, key=lambda e: e["val_loss"])
     assert final["best_step"] == best["step"] and final["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert best["step"] < 60 and evaluations[-1]["val_loss"] > best["val_loss"] + 0.5, evaluations
     assert len({e["sample"] for e in evaluations}) == len(evaluations)  # each evaluation wrote something new
-    # Five lines repeated: the held-out part repeats the training text, and the run says what that means, in the
-    # plain words the engine gives train.py's log and the card too.
-    assert any(w.startswith("Memorising, not learning: 100% of the held-out text") for w in final["warnings"]), \
+    # The val loss rose while the train loss fell: the run says what that means, in the plain words the engine
+    # gives train.py's log and the card too.
+    assert any(w.startswith("Val loss is rising while train loss falls") for w in final["warnings"]), \
         final["warnings"]
 
 
-def test_the_sample_shown_is_what_the_sessions_model_writes(trained):
+def test_the_sample_shown_is_what_the_sessions_model_writes(trained_session):
     """Each sample is the model of its step writing 300 characters from a newline with the run's seed (1337,
     the cpu preset's) at temperature 1: the same request to /generate from this session gives exactly the best
-    evaluation's sample, so the samples are real output and the session uses the best-val model."""
-    client, updates, _ = trained
+    evaluation's sample (not the last one's), so the samples are real output and the session uses the best-val
+    model, not the last."""
+    client, updates, _ = trained_session
     final = updates[-1]
     best = next(e for e in final["evaluations"] if e["step"] == final["best_step"])
+    assert best is not final["evaluations"][-1] and best["sample"] != final["evaluations"][-1]["sample"]
     assert generate(client, "\n", 300, temperature=1.0, seed=1337) == best["sample"]
 
 
-def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained):
-    client, _, _ = trained
+def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served_one(server, trained_session):
+    client, _, _ = trained_session
     text = generate(client, NEW_PROMPT, 60)
     assert text.startswith(NEW_PROMPT) and len(text) == len(NEW_PROMPT) + 60
-    assert set(text) <= set(NEW_TEXT)  # only characters of the text it was trained on
+    assert set(text) <= set(TRAINED_TEXT)  # only characters of the text it was trained on
     # The README's call, in a fresh session: the served model, which has never seen 'λ'.
     other = new_client(server)
     served = other.predict("ROMEO:\n", 300, 0.8, 0, 1.0, 42, api_name="/generate")
@@ -129,18 +127,18 @@ def test_same_session_generates_from_its_model_and_a_new_session_gets_the_served
         generate(other, NEW_PROMPT)
 
 
-def test_see_inside_uses_the_sessions_model(server, trained):
-    client, _, _ = trained
+def test_see_inside_uses_the_sessions_model(server, trained_session):
+    client, _, _ = trained_session
     chart, maps, context = client.predict(NEW_PROMPT, api_name="/inspect")
     shown = {"\n": "⏎", " ": "␣"}
-    assert {c for c, _ in chart["data"]} <= {shown.get(c, c) for c in NEW_TEXT}
+    assert {c for c, _ in chart["data"]} <= {shown.get(c, c) for c in TRAINED_TEXT}
     assert "block_size = 16" in context and maps.count("<img") == 4  # 1 layer x 4 heads
     chart, maps, context = new_client(server).predict(PROMPT, api_name="/inspect")
     assert "block_size = 32" in context and maps.count("<img") == 8
 
 
-def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained):
-    client, _, _ = trained
+def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained_session):
+    client, _, _ = trained_session
     with pytest.raises(AppError) as error:
         generate(client, "ROMEO:")
     message = str(error.value)
@@ -149,8 +147,8 @@ def test_a_prompt_with_characters_the_trained_model_never_saw_names_them(trained
     assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)  # and the session carries on
 
 
-def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_path):
-    client, updates, _ = trained
+def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained_session, tmp_path):
+    client, updates, _ = trained_session
     archive = Path(client.predict(api_name="/download"))
     assert archive.suffix == ".zip"
     with zipfile.ZipFile(archive) as z:
@@ -164,13 +162,15 @@ def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_p
             "trainer_state.json", "README.md", "loss.png", "training_state.pt"} <= names, names
     state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 60
+    # The folder's model is the best evaluation's, not the last step's.
+    assert state["model_step"] == state["best_step"] == updates[-1]["best_step"] < 60
     # The folder names itself, never the server's temporary path.
     card = (folder / "README.md").read_text(encoding="utf-8")
     assert 'from_pretrained("tinygpt-text", trust_remote_code=True)' in card and "/tmp" not in card
-    assert "--out-dir tinygpt-text" in state["command"] and "/tmp" not in json.dumps(state)
+    assert "/tmp" not in json.dumps(state)
     # A pasted text: the folder carries it, and the reproduce command reads that copy.
     assert "--data tinygpt-text/train.txt" in state["command"] and "train.txt" in names
-    assert (folder / "train.txt").read_text(encoding="utf-8") == NEW_TEXT
+    assert (folder / "train.txt").read_text(encoding="utf-8") == TRAINED_TEXT
     assert [e["sample"] for e in state["log_history"]] == [e["sample"] for e in updates[-1]["evaluations"]]
 
     expected = generate(client, NEW_PROMPT, 50)  # greedy: the same text wherever the weights are
@@ -189,19 +189,51 @@ def test_download_is_the_trained_folder_and_loads_without_tinygpt(trained, tmp_p
     assert loaded["text"] == expected
 
 
-def test_push_goes_to_the_hub_with_the_visitors_token(hub, trained):
-    client, _, _ = trained
+def test_the_cards_reproduce_command_runs_as_the_card_says(trained_session, tmp_path):
+    """The card of a pasted text says: "Reproduce it from the root of a tinygpt checkout (`tinygpt-text/train.txt`,
+    saved beside the model, is the text it was trained on: put this folder there under that name)", then the
+    command. Done so, in a checkout (train.py beside the package): the command trains a model of its own beside the
+    downloaded one (which it leaves alone), on the thread the page trained on, and it is the same run: the same
+    losses at the same steps."""
+    client, updates, _ = trained_session
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "train.py").write_bytes((REPO / "train.py").read_bytes())
+    folder = unzip_download(client, checkout)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "(`tinygpt-text/train.txt`, saved beside\nthe model, is the text it was trained on: put this folder there " \
+           "under that name)" in card
+    command = card.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    assert command == state["command"] and "--threads" not in command  # the cpu preset's 1 thread, as the page
+    assert state["training_args"]["threads"] == 1 and "| threads | 1 |" in card
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "train.py"]
+    run = subprocess.run([sys.executable, *argv[1:]], cwd=checkout, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    out_dir = checkout / argv[argv.index("--out-dir") + 1]
+    assert out_dir != folder and {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    again = RunState.load(out_dir)
+    assert again.training_args["threads"] == 1 and again.global_step == 60
+    assert [(r["step"], r["val_loss"]) for r in again.log_history] == \
+        [(e["step"], e["val_loss"]) for e in updates[-1]["evaluations"]]
+
+
+def test_push_goes_to_the_hub_with_the_visitors_token(demo_hub, trained_session):
+    client, _, _ = trained_session
     message = client.predict("tester/tiny-from-the-demo", "hf_visitor_token", api_name="/push")
     assert message.startswith("Pushed to [tester/tiny-from-the-demo]"), message
-    files = HfApi(endpoint=hub.url, token="hf_test").list_repo_files("tester/tiny-from-the-demo")
+    files = HfApi(endpoint=demo_hub.url, token="hf_test").list_repo_files("tester/tiny-from-the-demo")
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "modeling_tinygpt.py"} <= set(files)
     assert "training_state.pt" not in files  # resume state stays local, as with `tinygpt push`
-    assert "hf_visitor_token" in hub.tokens
+    assert "hf_visitor_token" in demo_hub.tokens
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "no repo id", "bad repo id"])
-def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, hub, trained, case):
-    client, _, _ = trained
+def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, demo_hub, trained_session, case):
+    client, _, _ = trained_session
     repo, token, expected = {
         "no token": ("tester/x", "", "No Hugging Face token"),
         "wrong token": ("tester/x", "hf_wrong", "refused the token"),
@@ -209,15 +241,17 @@ def test_a_failed_push_says_why_and_the_model_stays_downloadable(server, hub, tr
         "bad repo id": ("tester/bad name!", "hf_token", "not a valid Hub repo id"),
     }[case]
     if case == "wrong token":
-        hub.fail_with = 401  # the Hub's answer to a token it does not know
+        demo_hub.fail_with = 401  # the Hub's answer to a token it does not know
     try:
         with pytest.raises(AppError) as error:
             client.predict(repo, token, api_name="/push")
     finally:
-        hub.fail_with = None
+        demo_hub.fail_with = None
     message = str(error.value)
     assert expected in message and "still here to download" in message, message
     assert "\n" not in message and str(server.tmp) not in message and "tinygpt-demo-" not in message, message
+    # In the page's words: no server folder ("the local folder your model is unchanged"), no command line login.
+    assert "local folder" not in message and "hf auth login" not in message and "HF_TOKEN" not in message, message
     assert Path(client.predict(api_name="/download")).stat().st_size > 0
     assert generate(client, NEW_PROMPT, 5).startswith(NEW_PROMPT)
 
@@ -253,10 +287,11 @@ def test_the_readmes_client_calls_run_as_written_with_the_default_arguments(serv
 
 
 def unzip_download(client, into: Path) -> Path:
+    """The session's model folder, downloaded and unzipped into `into`: its path there."""
     with zipfile.ZipFile(client.predict(api_name="/download")) as z:
         z.extractall(into)
-    (folder,) = into.iterdir()
-    return folder
+        (name,) = {entry.split("/")[0] for entry in z.namelist()}
+    return into / name
 
 
 # ------------------------------------------------------------------------------ fine-tuning the served model
@@ -267,15 +302,18 @@ def test_fine_tuning_the_served_model_starts_from_its_weights(server, tmp_path):
     0, nothing trained yet) samples exactly what the served model writes with the same seed, so the run starts from
     its weights; the size asked for is ignored (the served model's wins), and the card says what it started from."""
     client = new_client(server)
-    updates = train(client, text=TINY_TEXT * 40, size=SEED_SIZE, max_iters=15, start_from="served")
+    updates = train(client, text=TINY_TEXT * 40, size=BIG_SIZE, max_iters=15, start_from="served")
     final = updates[-1]
     assert final["status"] == "finished" and final["start_from"] == "served" and final["base_model"] == "tiny"
+    # A text pasted 40 times: the held-out part repeats the training text, and the run says what that means.
+    assert any(w.startswith("Memorising, not learning: 100% of the held-out text") for w in final["warnings"]), \
+        final["warnings"]
     first = final["evaluations"][0]
     assert first["step"] == 0
     assert first["sample"] == generate(new_client(server), "\n", 300, temperature=1.0, seed=1337)
     folder = unzip_download(client, tmp_path)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    assert [config[k] for k in ("n_layer", "n_head", "n_embd", "block_size")] == [2, 4, 32, 32]  # not SEED_SIZE's 64
+    assert [config[k] for k in ("n_layer", "n_head", "n_embd", "block_size")] == [2, 4, 64, 32]  # not BIG_SIZE's
     state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     assert "--init-from " in state["command"]
     assert "Fine-tuned from" in (folder / "README.md").read_text(encoding="utf-8")
@@ -342,28 +380,62 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "name, data, expected",
-    [
-        ("latin1.txt", "To be, or not to be: café\n".encode("latin-1") * 50,
-         "latin1.txt is not saved as UTF-8 text (byte 24 is 0xe9): save it as UTF-8"),
-        ("picture.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "picture.txt is not a text file: it looks"),
-        ("utf16.txt", "To be, or not to be\n".encode("utf-16") * 50, "utf16.txt is not a text file"),
-        ("empty.txt", b"", "empty.txt is empty"),
-        ("huge.txt", b"a" * (10 * 2**20 + 1), "Too big: huge.txt is 10.0 MB"),
-        ("short.txt", "λμ".encode() * 10, "Too short to train on: short.txt has 20 characters"),
-    ],
-    ids=["non-utf8", "binary", "utf16", "empty", "over-the-cap", "short"],
-)
-def test_bad_uploads_are_refused_at_once_in_plain_words(server, tmp_path, name, data, expected):
-    """The page's Train button checks the request before it lines up, so these show at once."""
-    client = new_client(server)
-    upload = handle_file(str(write(tmp_path / name, data)))
-    with pytest.raises(AppError) as error:
-        client.predict("upload", "", upload, SMALL, 10, "scratch", api_name="/train_in_page")
-    message = str(error.value)
-    assert expected in message and "\n" not in message and str(tmp_path) not in message, message
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
+PAGE_REFUSALS = [  # (id, the page's inputs beside the defaults, the field that is wrong, what it says)
+    ("empty", dict(pasted=""), "pasted", "Nothing to train on: the pasted text is empty"),
+    ("blank", dict(pasted="   \n  "), "pasted", "Nothing to train on"),
+    ("short", dict(pasted="λμ" * 40), "pasted", "Too short to train on: the pasted text has 80 characters"),
+    ("non-utf8", dict(upload=("latin1.txt", "To be, or not to be: café\n".encode("latin-1") * 50)), "upload",
+     "latin1.txt is not saved as UTF-8 text (byte 24 is 0xe9): save it as UTF-8"),
+    ("binary", dict(upload=("picture.txt", PNG)), "upload", "picture.txt is not a text file: it looks"),
+    ("png", dict(upload=("picture.png", PNG)), "upload", "picture.png is not a text file: it looks like a picture"),
+    ("utf16", dict(upload=("utf16.txt", "To be, or not to be\n".encode("utf-16") * 50)), "upload",
+     "utf16.txt is not a text file"),
+    ("empty-file", dict(upload=("empty.txt", b"")), "upload", "empty.txt is empty"),
+    ("over-the-cap", dict(upload=("huge.txt", b"a" * (10 * 2**20 + 1))), "upload", "Too big: huge.txt is 10.0 MB"),
+    ("short-file", dict(upload=("short.txt", "λμ".encode() * 10)), "upload",
+     "Too short to train on: short.txt has 20 characters"),
+    ("no-file", dict(upload=None), "upload", "No file uploaded yet"),
+    ("bad-size", dict(size="2 layers · 3 heads · 64 wide · context 32"), "size", "does not split into 3 heads"),
+    ("budget-too-small", dict(seconds=1), "seconds", "The time budget must be between 5 and 60 seconds"),
+    ("budget-too-big", dict(seconds=9999), "seconds", "between 5 and 60 seconds (this server's cap), got 9999"),
+]
+
+
+@pytest.mark.parametrize("inputs, field, expected", [c[1:] for c in PAGE_REFUSALS], ids=[c[0] for c in PAGE_REFUSALS])
+def test_the_pages_refusals_are_said_beside_their_field(tmp_path, inputs, field, expected):
+    """In process: the Train button's validator (gradio shows each message beside its input until the next press,
+    and the training does not start) refuses each bad input at its own field, in plain words, never clamping a
+    number. Any file may be uploaded (no gradio file-type error beside ours): its content is what is checked."""
+    page = dict(source="paste", pasted=NEW_TEXT, upload=None, size=SMALL, seconds=10, start_from="scratch")
+    page.update(inputs)
+    if "upload" in inputs:
+        page["source"] = "upload"
+        if inputs["upload"] is not None:
+            page["upload"] = str(write(tmp_path / inputs["upload"][0], inputs["upload"][1]))
+    tab = TrainTab(sessions=None, max_seconds=MAX_SECONDS)
+    try:
+        verdicts = tab.check_page_inputs(*(page[name] for name in PAGE_FIELDS))
+    finally:
+        tab.close()
+    wrong = {name: v["message"] for name, v in zip(PAGE_FIELDS, verdicts) if not v["is_valid"]}
+    assert list(wrong) == [field] and expected in wrong[field], wrong
+    message = wrong[field]
+    assert "\n" not in message and str(tmp_path) not in message, message
     assert not any(word in message for word in ("NUL", "UTF-16", "context + 1", "0x00")), message
+
+
+def test_the_train_buttons_validator_refuses_before_anything_starts(server, tmp_path):
+    """Through the server: the page's Train event (/train_in_page) answers a .png with the validator's one message
+    for the upload field, and nothing lines up."""
+    before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
+    upload = handle_file(str(write(tmp_path / "picture.png", PNG)))
+    with pytest.raises(ValidationError) as error:
+        new_client(server).predict("upload", "", upload, SMALL, 10, "scratch", api_name="/train_in_page")
+    assert str(error.value).splitlines()[1:] == [
+        "- upload: picture.png is not a text file: it looks like a picture or a program, or text saved in another "
+        "encoding. Save it as plain text (UTF-8) and upload it again."]
+    assert set(server.tmp.glob("tinygpt-demo-*/run-*")) == before
 
 
 # A raw client sends every input of /train (gradio checks the count; gradio_client fills in the defaults).
@@ -401,8 +473,8 @@ def test_stop_keeps_what_was_trained_and_shows_the_val_measured_at_that_step(ser
     client = new_client(server)
     job = client.submit(NEW_TEXT, SMALL, MAX_SECONDS, 0, api_name="/train")  # 2400 steps: more than 30 s allow
     wait_for(lambda: any(u["step"] >= 20 for u in job.outputs()), what="20 steps")
-    with pytest.raises(AppError, match="already training"):  # the page's Train button, pressed again
-        client.predict("paste", NEW_TEXT, None, SMALL, 10, "scratch", api_name="/train_in_page")
+    with pytest.raises(AppError, match="already training"):  # /train again, from the same session
+        client.predict(NEW_TEXT, SMALL, 10, 15, "scratch", api_name="/train")
     assert client.predict(api_name="/stop_training").startswith("Stopping: the model keeps what it has learnt")
     assert client.predict(api_name="/stop_training").startswith("Already stopping")
     job.result(timeout=60)
@@ -470,7 +542,7 @@ def test_the_page_describes_the_train_tab(server):
     texts = json.dumps(config["components"])
     assert "Texts up to 10 MB" in texts and "tiny Shakespeare (bundled" in texts
     assert "last 10 %" in texts and "bits per character" in texts and "lower is better" in texts
-    assert f"server cap {MAX_SECONDS:g}" in texts
+    assert f"Time budget, seconds (5 to {MAX_SECONDS:g}, the server cap)" in texts
     names = {d.get("api_name") for d in config["dependencies"]}
     assert {"generate", "inspect", "train", "stop_training", "download", "push"} <= names
 
@@ -508,12 +580,13 @@ def test_sessions_keep_a_bounded_number_of_trained_models(tmp_path):
 
 def test_the_default_settings_are_the_cpu_preset_with_a_60_second_budget():
     app = load_app_module()
-    sizes = demo_training.MODEL_SIZES
-    assert demo_training.TRAIN_SECONDS == 60 and sizes[demo_training.DEFAULT_SIZE] == (2, 4, 64, 32)
+    sizes = request_module.MODEL_SIZES
+    assert request_module.TRAIN_SECONDS == 60 and sizes[request_module.DEFAULT_SIZE] == (2, 4, 64, 32)
     # Evaluations (and samples) every 175 steps for the seed's model, over 4 batches a split; more often for bigger
     # models, less often for the tiny one (benchmarks/README.md, "Words sooner").
-    assert [demo_training.eval_interval_for(dims) for dims in sizes.values()] == [175, 25, 300]
-    assert demo_training.EVAL_ITERS == 4
+    assert [evaluation_settings(dims)["eval_interval"] for dims in sizes.values()] == [175, 25, 300]
+    assert evaluation_settings(sizes[request_module.DEFAULT_SIZE])["eval_iters"] == 4
+    assert evaluation_settings(sizes[request_module.DEFAULT_SIZE], max_iters=60)["eval_interval"] == 15
     assert app.BUNDLED_TEXT == REPO / "data" / "tinyshakespeare.txt" and app.BUNDLED_TEXT.is_file()
 
 
@@ -529,7 +602,7 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
 
     app = load_app_module()
     monkeypatch.delenv("SPACE_ID", raising=False)
-    assert not demo_training.hub_login_available()
+    assert not hub_login_available()
     # What a Space with `hf_oauth: true` has: gradio reads the OAuth settings when gradio.oauth is imported.
     import gradio.oauth
 
@@ -540,8 +613,8 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
         monkeypatch.setenv(name, value)
         if hasattr(gradio.oauth, name):
             monkeypatch.setattr(gradio.oauth, name, value)
-    assert demo_training.hub_login_available()  # needs authlib and itsdangerous: gradio[oauth]
-    trainings = demo_training.Trainings(Sessions(), hub_login=True)
+    assert hub_login_available()  # needs authlib and itsdangerous: gradio[oauth]
+    trainings = TrainTab(Sessions(), hub_login=True)
 
     class Request:
         session_hash = "s"
@@ -563,7 +636,7 @@ def test_on_a_space_with_oauth_the_push_takes_the_signed_in_visitors_token(tmp_p
         push = next(fn for fn in demo.fns.values() if fn.api_name == "push")
         assert "oauth_token" in inspect.signature(push.fn).parameters
         # Without the sign-in: no button, and /push takes just the repo id and a pasted token.
-        plain = app.build_demo(served, demo_training.Trainings(Sessions(), hub_login=False))
+        plain = app.build_demo(served, TrainTab(Sessions(), hub_login=False))
         assert not any(isinstance(block, gr.LoginButton) for block in plain.blocks.values())
         push = next(fn for fn in plain.fns.values() if fn.api_name == "push")
         assert "oauth_token" not in inspect.signature(push.fn).parameters
@@ -583,7 +656,7 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
     from tinygpt.checkpoint import CheckpointError
     from tinygpt.sessions import Sessions
 
-    trainings = demo_training.Trainings(Sessions(), max_seconds=MAX_SECONDS)
+    trainings = TrainTab(Sessions(), max_seconds=MAX_SECONDS)
     error = {
         "write": CheckpointError(f"cannot write the checkpoint of step 300 to {trainings.root}/run-x/tinygpt-text: "
                                  "No space left on device; the checkpoint of step 0 is intact"),
@@ -600,7 +673,7 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
         def train(self):
             raise error
 
-    monkeypatch.setattr(demo_training, "Trainer", FailingTrainer)
+    monkeypatch.setattr(job_module, "Trainer", FailingTrainer)
 
     class Request:
         session_hash = "s"
@@ -625,30 +698,157 @@ def test_a_failed_save_or_a_diverged_run_is_one_plain_line_and_the_session_keeps
         trainings.close()
 
 
+def job_for(tmp_path, seconds=60, text=NEW_TEXT, name="the text", path=None) -> Job:
+    checked = check_text(text, name, 16, path=path)
+    return Job(RunRequest(checked, (1, 4, 32, 16), seconds), tmp_path / "run" / "tinygpt-text")
+
+
+def running(job: Job, state: RunState) -> Job:
+    """`job` as the line let it go and the engine reported `state`."""
+    job.started = True
+    job.apply(state)
+    return job
+
+
 def test_the_line_says_each_place_and_about_how_long_in_words(tmp_path):
     """In process: two slots busy for 20 and 50 more seconds, three trainings waiting with budgets of 60, 30 and
     10 s. The first waits for the first slot (20 s), the second for the other (50 s), the third for the first
     slot again (20 + 60 = 80 s); the page says "2nd in line, about 50 s"."""
-    line = demo_training.TrainingLine(slots=2)
-    text = demo_training.TrainingText(NEW_TEXT, "the text")
+    line = WaitingLine(slots=2)
 
     def job(seconds, left=None):
-        j = demo_training.TrainingJob(text, (1, 4, 32, 16), seconds, 0, tmp_path / "run")
-        if left is not None:
-            j.progress.status, j.progress.elapsed_s = "training", seconds - left
+        j = job_for(tmp_path, seconds)
+        if left is not None:  # the engine's last report, just now: no step yet, the clock at seconds - left
+            running(j, RunState(elapsed_s=seconds - left))
         return j
 
-    running = [job(60, left=20), job(60, left=50)]
-    line.running.extend(running)
+    busy = [job(60, left=20), job(60, left=50)]
+    line.running.extend(busy)
     waiting = [job(60), job(30), job(10)]
     for j in waiting:
         line.join(j)
     assert [line.place(j) for j in waiting] == [(1, 20.0), (2, 50.0), (3, 80.0)]
     assert not line.try_start(waiting[0])  # both slots are taken
-    line.leave(running[0])
+    line.leave(busy[0])
     assert not line.try_start(waiting[1]) and line.try_start(waiting[0])  # first come, first served
-    p = waiting[1].progress
-    p.place, p.wait_s = line.place(waiting[1])
-    assert demo_training.progress_line(p).startswith("### Waiting: 1st in line, about 50 s")
-    assert [demo_training.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
+    second = waiting[1]
+    second.place, second.wait_s = line.place(second)
+    assert second.status == "waiting" and second.as_dict()["place"] == 1
+    assert view.progress_line(second).startswith("### Waiting: 1st in line, about 50 s")
+    assert [view.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
         ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd"]
+
+
+# ---------------------------------------------------------------------- in process: what the page shows of a run
+
+
+def evaluation(step, train_loss, val_loss, sample="λ1 → 2"):
+    return {"step": step, "train_loss": train_loss, "val_loss": val_loss, "lr": 0.01, "elapsed_s": step / 10,
+            "sample": sample}
+
+
+def test_the_page_draws_the_engines_run_state_and_derives_its_status_from_it(tmp_path):
+    """The job keeps the engine's RunState (as the engine's thread copied it) and what only the line knows; its
+    status (/train's) is derived from those: waiting, starting, training, stopping, then the engine's own verdict."""
+    job = job_for(tmp_path)
+    assert job.status == "waiting" and job.as_dict()["step"] == 0
+    job.started = True
+    assert job.status == "starting" and view.progress_line(job).startswith("**Starting…**")
+    state = RunState(global_step=120, max_steps=2400, n_params=1234, elapsed_s=3.0, data={"vocab_size": 21})
+    state.record_evaluation(evaluation(0, 3.0, 3.1))
+    state.record_evaluation(evaluation(100, 2.0, 2.2))
+    job.apply(state)
+    job.apply(LossPoint(120, 1.9))
+    assert job.status == "training"
+    progress = job.as_dict()
+    assert {k: progress[k] for k in ("status", "step", "max_iters", "n_params", "best_step", "best_val_loss",
+                                     "train_loss", "start_from", "base_model")} == {
+        "status": "training", "step": 120, "max_iters": 2400, "n_params": 1234, "best_step": 100,
+        "best_val_loss": 2.2, "train_loss": 1.9, "start_from": "scratch", "base_model": None}
+    assert [e["step"] for e in progress["evaluations"]] == [0, 100]
+    assert "Val loss **2.200** at step 100" in view.progress_line(job)
+    job.stop()
+    assert job.status == "stopping" and "stopping…" in view.progress_line(job)
+    final = RunState(**{**state.__dict__, "status": "stopped", "global_step": 121, "log_history":
+                        state.log_history + [evaluation(121, 1.9, 2.3)]})
+    job.apply(final)
+    assert job.status == "stopping"  # until its model is loaded and zipped: then the page offers it
+    job.ended = True
+    assert job.status == "stopped" and job.done and job.time_left() == 0
+    line = view.progress_line(job)
+    assert line.startswith("**Stopped at step 121: kept what it learnt.**")
+    assert "the one from **step 100**, where the val loss was lowest (2.200)" in line
+
+
+def test_the_time_line_never_reads_past_its_budget(tmp_path):
+    """Past its budget a run finishes its step, evaluates and saves: the page says so, not "61 s of 60 s"."""
+    job = running(job_for(tmp_path, seconds=60), RunState(global_step=500, max_steps=2400, elapsed_s=61.2))
+    line = view.progress_line(job)
+    assert "61 s" not in line and line.startswith("**Time budget used up (60 s) at step 500**: evaluating and saving")
+    job = running(job_for(tmp_path, seconds=60), RunState(global_step=500, max_steps=2400, elapsed_s=59.6))
+    time.sleep(0.5)  # between the engine's reports the clock moves on, up to the budget and no further
+    assert 59.9 < job.elapsed_s <= 60.0 and "s of 60 s" not in view.progress_line(job)
+
+
+def test_the_loss_help_speaks_of_the_users_text(tmp_path):
+    """The blind-guess loss is ln V for the V characters of the text being trained on; Shakespeare is named only
+    for the bundled tiny Shakespeare."""
+    rhyme = "Twinkle, twinkle, little star,\nHow I wonder what you are!\n" * 40
+    job = running(job_for(tmp_path, text=rhyme, name="the pasted text"), RunState(data={"vocab_size": len(set(rhyme))}))
+    words = view.loss_help(job)
+    assert f"**{len(set(rhyme))} different characters** in the pasted text" in words and "65" not in words
+    assert "ln 22 = 3.09 (4.5 bits)" in words and "Shakespeare" not in words
+    bundled = job_for(tmp_path, text=TINY_TEXT * 10, name="tinyshakespeare.txt", path=REPO / "data" / "x.txt")
+    words = view.loss_help(running(bundled, RunState(data={"vocab_size": 65})))
+    assert "ln 65 = 4.17 (6.0 bits)" in words and "read like Shakespeare" in words
+    assert "different characters of your text" in view.loss_help() and "Shakespeare" not in view.loss_help()
+
+
+def test_the_chart_draws_the_training_line_over_the_held_out_one(tmp_path):
+    """A text that repeats itself has the same loss on both: the held-out (orange) line is drawn first and wider,
+    the training (blue) one on top and narrower, so both stay in sight."""
+    state = RunState(global_step=30)
+    for step in (0, 15, 30):
+        state.record_evaluation(evaluation(step, 3.0 - step / 10, 3.0 - step / 10))
+    spec = json.loads(view.loss_chart(running(job_for(tmp_path), state)).plot)
+    lines = [(layer["transform"][0]["filter"]["equal"], layer["mark"]["strokeWidth"]) for layer in spec["layer"]
+             if layer["mark"]["type"] == "line"]
+    assert [name for name, _ in lines] == [view.RUNNING, view.HELD_OUT, view.TRAINING]
+    assert dict(lines)[view.HELD_OUT] >= dict(lines)[view.TRAINING] + 3
+
+
+def test_stop_on_the_page_never_erases_a_result(tmp_path):
+    """/stop_training answers in words; the page's Stop with nothing to stop (the run just ended) leaves the
+    progress line, which holds the result, as it is."""
+    from tinygpt.sessions import Sessions
+
+    class Request:
+        session_hash = "s"
+
+    tab = TrainTab(Sessions())
+    try:
+        assert tab.stop(Request()) == "Nothing is training in this tab."
+        assert tab.stop_page(Request()) == {"__type__": "update"}  # gr.skip(): nothing changes
+        session = tab.sessions.get(Request(), create=True)
+        session.job = job_for(tmp_path)
+        assert tab.stop_page(Request()) == "Stopped before it started: your place in line is given up."
+    finally:
+        tab.close()
+
+
+def test_generate_gets_prompts_made_of_the_trained_texts_characters():
+    """The starts of a text's lines: a short line whole with its newline, a long one cut after a word."""
+    text = "ROMEO:\nBut, soft! what light through yonder window breaks?\n\n---\nJULIET:\nAy me!\n"
+    assert check_text(text * 3, "the text", 16).prompts == ("ROMEO:\n", "But, soft! what light", "JULIET:\n")
+    rhyme = "Twinkle, twinkle, little star\n" * 20
+    assert request_module.example_prompts(rhyme) == ("Twinkle, twinkle,",)
+
+
+def test_a_push_error_is_said_in_the_pages_words(tmp_path):
+    folder = tmp_path / "run-x" / "tinygpt-text"
+    message = (f"uploading {folder} to tester/x (branch main) failed: http://hub refused the token (401 Unauthorized)"
+               f"; log in with `hf auth login` or set HF_TOKEN to a valid token with write access; the local folder "
+               f"{folder} is unchanged")
+    assert handlers.page_words(message, folder) == (
+        "uploading your model to tester/x (branch main) failed: http://hub refused the token (401 Unauthorized); "
+        "paste a valid token with write access")

@@ -301,9 +301,11 @@ _DONE = object()
 
 class TinyGPTDemo:
     """One model behind the page (the served one, or a session's trained one): input checks, streaming
-    generation and the see-inside views."""
+    generation and the see-inside views. `prompts`: a few starts of the text it was trained on, where the page
+    knows it (Generate's prompt and examples for a model trained in the Train tab)."""
 
-    def __init__(self, loaded: Loaded):
+    def __init__(self, loaded: Loaded, prompts: tuple[str, ...] = ()):
+        self.prompts = tuple(prompts)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.facts = loaded.facts
@@ -328,6 +330,10 @@ class TinyGPTDemo:
         self.check_characters(prompt)
         ids = [self.stoi[c] for c in prompt] or [0]  # the seed's `torch.zeros((1, 1))`
         return torch.tensor([ids], dtype=torch.long, device=self.device)
+
+    def knows(self, text: str) -> bool:
+        """Whether every character of `text` is in the model's vocabulary."""
+        return set(text) <= self.stoi.keys()
 
     def check_characters(self, text: str) -> None:
         """BadInput naming the characters the model has never seen, in the tokenizer's own words where it has them

@@ -146,10 +146,13 @@ class Trainer:
             self.data.info.update(check_same_text(self.data, saved, self.out_dir, data_changed))
         self.train_data, self.val_data, self.chars = self.data.train, self.data.val, self.data.chars
         self._setup_model(base_model, saved)
+        # A text given in memory is read back from the folder's copy (`run_name/train.txt`): the command trains a
+        # model of its own beside that folder, not into it (it holds this model, which train.py would refuse).
+        command_out_dir = f"{self.run_name}-again" if text is not None else self.run_name
         self.state = RunState(
             max_steps=s.max_iters, n_params=sum(p.numel() for p in self.model.parameters()), num_processes=self.world,
             train_batch_size=s.batch_size, training_args=dict(s.to_dict(), num_processes=self.world),
-            data=self.data.info, command=s.to_command(self.data.info["path"], self.run_name, self.world),
+            data=self.data.info, command=s.to_command(self.data.info["path"], command_out_dir, self.world),
             run_name=self.run_name,
         )
         warning = repeats_warning(self.data.repeats)

@@ -34,7 +34,7 @@ class Session:
     folder: Path | None = None  # that model's folder (what train.py writes), and `zip_path` the same zipped
     zip_path: Path | None = None
     use_trained: bool = False  # the page's model choice: Generate and See inside use `trained`
-    job: object | None = None  # the training this session has waiting or running (demo_training.TrainingJob)
+    job: object | None = None  # the training this session has waiting or running (tinygpt.train_tab.job.Job)
     last_used: float = field(default_factory=time.monotonic)
 
     def drop_model(self) -> None:
