@@ -50,6 +50,7 @@ from transformers.utils import logging as hf_logging
 
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
+from tinygpt.demo_api import CheckedBlocks  # gr.Blocks whose API names the input it cannot take, never `null`
 from tinygpt.demo_training import (
     DEFAULT_SIZE, MODEL_SIZES, SCRATCH, SERVED, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
     TRAIN_MIN_SECONDS, TRAIN_SECONDS, ServedModel, TrainPage, Trainings, hub_login_available,
@@ -159,7 +160,7 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
     def choose(choice, request: gr.Request):
         return sessions.choose(choice, request, served).facts_markdown()
 
-    with gr.Blocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
+    with CheckedBlocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO.format(block_size=served.block_size))
         with gr.Row(equal_height=False):
             prompt = gr.Textbox(
