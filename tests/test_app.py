@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -532,7 +533,11 @@ def bad_models(tmp_path, model_dir):
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):
         (no_tokenizer / name).write_bytes((model_dir / name).read_bytes())
+    garbled = tmp_path / "garbled_tokenizer"
+    shutil.copytree(model_dir, garbled)
+    (garbled / "tokenizer.json").write_text('{"version": "1.0", "model": {garbled')
     return {
+        "garbled-tokenizer": (garbled, "garbled_tokenizer/tokenizer.json: not valid JSON"),
         "missing": (tmp_path / "nope", "no such folder"),
         "empty": (tmp_path / "empty", "no config.json"),
         "gpt2": (gpt2, "not a tinygpt model"),
@@ -541,7 +546,7 @@ def bad_models(tmp_path, model_dir):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "gpt2", "file", "no-tokenizer"])
+@pytest.mark.parametrize("case", ["missing", "empty", "gpt2", "file", "no-tokenizer", "garbled-tokenizer"])
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_bad_model_is_one_line_error_before_the_server_starts(app_module, bad_models, case, how, capsys, monkeypatch):
     path, expected = bad_models[case]

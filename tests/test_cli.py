@@ -81,3 +81,27 @@ def test_loaded_model_is_in_eval_mode_with_matching_tokenizer(model_dir, model):
     assert not loaded.training and len(tokenizer) == loaded.config.vocab_size
     x = torch.randint(0, len(tokenizer), (1, 8))
     assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+@pytest.mark.parametrize("damage, said", [
+    ('{"version": "1.0", "model": {garbled', "tokenizer.json: not valid JSON (Expecting property name"),
+    ("{}", "tokenizer.json: not a tokenizer this can load"),
+], ids=["garbled", "not-a-tokenizer"])
+def test_a_damaged_tokenizer_json_is_named(model_dir, tmp_path, capsys, damage, said):
+    """The tokenizers library's own error ("Expecting property name enclosed in double quotes: line 1 column 30")
+    names no file: `tinygpt generate`, --init-from and load_pretrained (app.py's check too) name tokenizer.json."""
+    from tinygpt import training
+
+    (model_dir / "tokenizer.json").write_text(damage)
+    result = run_cli("generate", model_dir, "--prompt", "All:")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("tinygpt generate: error: ") and f"{model_dir}/{said}" in result.stderr
+    with pytest.raises(ModelLoadError, match=said.replace("(", r"\(")):
+        load_pretrained(model_dir)
+    corpus = tmp_path / "new.txt"
+    corpus.write_text("All: speak, speak.\n" * 20, encoding="utf-8")
+    code = training.main(["--init-from", str(model_dir), "--data", str(corpus), "--out-dir", str(tmp_path / "ft"),
+                          "--max-iters", "1", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "ft").exists()
