@@ -342,8 +342,9 @@ def create_space(
     wheel index; `gradio[oauth]`), a README.md whose YAML says `sdk: gradio`, `python_version`, `app_file: app.py`,
     a title, `models: [model_id]` and `hf_oauth: true`
     (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model
-    id that the Hub does not know is a warning (push it next), not an error; a repo that is not a tinygpt model is
-    refused (`NotATinyGPTModelError`). `app_file` defaults to the app.py of the tinygpt checkout.
+    id that the Hub does not know is refused (`ModelLoadError`: the Space could not start; push the model first),
+    as is a repo that is not a tinygpt model (`NotATinyGPTModelError`), both before the Space is made. `app_file`
+    defaults to the app.py of the tinygpt checkout.
     """
     check_repo_id(space_id, "Space id")
     try:
@@ -368,11 +369,11 @@ def create_space(
                      "offers pasted and uploaded texts only")
 
     with hub_errors(f"looking up the model {model_id}", api.endpoint):
-        if api.repo_exists(model_id):
-            check_tinygpt_repo(api, model_id)
-        else:
-            notes.append(f"the model repo {model_id} does not exist on {api.endpoint} (or your token cannot see it); "
-                         f"the Space will fail to start until you push it: tinygpt push DIR {model_id}")
+        if not api.repo_exists(model_id):  # the Space would build, then fail to start: refused before it is made
+            raise ModelLoadError(f"--model {model_id}: no such model repo on {api.endpoint} (or your token cannot "
+                                 f"see it), so the Space could not start; push the model first: "
+                                 f"tinygpt push DIR {model_id}")
+        check_tinygpt_repo(api, model_id)
     with hub_errors(f"creating the Space {space_id}", api.endpoint):
         space_url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         space_id = space_url.repo_id
