@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CARD_NAME, build_model_card
+from .card import CARD_NAME, build_model_card, check_license
 from .common import one_line
 from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
     ModelLoadError, NotATinyGPTModelError, check_local_folder, check_model_dir, check_tinygpt_config,
@@ -146,6 +146,7 @@ def push_model(
     commit_message: str | None = None,
     include_training_state: bool = False,
     *,
+    license: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> PushResult:
@@ -154,13 +155,16 @@ def push_model(
     The repo is created if it does not exist (`private` applies then); an existing repo gets a new commit (none
     when nothing changed). `revision` is a branch, created from main if missing. Training state (see
     `TRAINING_STATE_PATTERNS`) stays local unless `include_training_state`. `repo_id` may leave out the
-    namespace ("tiny" -> "<you>/tiny"). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN / the token of
-    `hf auth login`.
+    namespace ("tiny" -> "<you>/tiny"). `license` (a Hub licence id) is what the pushed card declares instead of
+    the run's choice (see `build_model_card`). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN / the
+    token of `hf auth login`.
 
     Raises ValueError (not a tinygpt folder, bad repo id or branch) or HubError (no token, Hub unreachable,
     refused); the local folder is never modified.
     """
     model_dir = Path(model_dir)
+    if license is not None:
+        check_license(license)
     check_shareable_folder(model_dir)
     check_repo_id(repo_id)
     check_branch_name(revision)
@@ -168,7 +172,7 @@ def push_model(
     branch = revision or "main"
     card_revision = None if branch == "main" else branch
     # Built before any request, so a folder the card cannot describe fails before a repo is created.
-    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
+    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, license=license)
     message = commit_message or default_commit_message(model_dir)
     api = _api(token, endpoint)
     where = f"the local folder {model_dir} is unchanged"
@@ -184,7 +188,7 @@ def push_model(
         head = api.model_info(repo_url.repo_id, revision=branch).sha
     if repo_url.repo_id != repo_id:  # "name" became "user/name": the card's snippet must say so
         repo_id = repo_url.repo_id
-        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
+        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, license=license)
 
     with tempfile.TemporaryDirectory(prefix="tinygpt-push-") as staging:
         staging = Path(staging)
