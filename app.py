@@ -404,8 +404,13 @@ def main(argv=None) -> int:
             quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
         )
         print(f"* Running on local URL:  {demo.local_url}", flush=True)
-        print(f"* Running on public URL: {demo.share_url}" if demo.share_url else
-              "* To create a temporary public link, run app.py with --share", flush=True)
+        if demo.share_url:
+            print(f"* Running on public URL: {demo.share_url}", flush=True)
+        elif args.share:  # gradio said why just above (offline, or its tunnel client could not be fetched)
+            print("* No public link: gradio could not create one (see above); the demo runs on the local URL only",
+                  flush=True)
+        else:
+            print("* To create a temporary public link, run app.py with --share", flush=True)
         demo.block_thread()
     except OSError as err:  # gradio: "Cannot find empty port in range: ..." and a traceback
         if "empty port" not in str(err):

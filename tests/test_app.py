@@ -487,6 +487,29 @@ def test_the_compile_flag_compiles_the_served_model_before_serving(app_module, m
     assert order == ["compile", "launch"] and "app.py: compiled in 1.5 s" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("share, said", [
+    (True, "* No public link: gradio could not create one (see above); the demo runs on the local URL only"),
+    (False, "* To create a temporary public link, run app.py with --share"),
+])
+def test_share_that_gets_no_link_says_so_instead_of_asking_for_share(app_module, model_dir, monkeypatch, capsys,
+                                                                      share, said):
+    """Offline, gradio cannot make a gradio.live link (it says why); app.py used to answer "run app.py with --share"
+    to a user who had just done that."""
+    import gradio as gr
+
+    asked = {}
+
+    def launch(self, **kwargs):  # what launch leaves behind when the share link fails, without a server
+        asked.update(kwargs)
+        self.local_url, self.share_url = "http://127.0.0.1:7860/", None
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    assert app_module.main(["--model", str(model_dir), *(["--share"] if share else [])]) == 0
+    out = capsys.readouterr().out
+    assert asked["share"] is (True if share else None) and said in out.splitlines() and out.count("--share") <= 1
+
+
 # ---------------------------------------------------------------------------- starting up: --model and MODEL_ID
 
 
