@@ -105,3 +105,30 @@ def test_a_damaged_tokenizer_json_is_named(model_dir, tmp_path, capsys, damage, 
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and said in err, err
     assert not (tmp_path / "ft").exists()
+
+
+def test_help_imports_neither_torch_nor_other_subcommands():
+    """`tinygpt --help` took 19 s on a busy machine: the package's import (torch, transformers) and every
+    subcommand's. The console script's front door (tinygpt_cli) lists the commands without importing tinygpt; a
+    subcommand imports its own module only. Import lists, not timings: see the report for those."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from tinygpt_cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(['--help'])\n"
+        "top = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'tinygpt'))\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['generate', '--help'])\n"
+        "sub = sorted(m for m in sys.modules if m.startswith('tinygpt.'))\n"
+        "print(json.dumps({'code': code, 'help': out.getvalue(), 'top': top, 'sub': sub}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["code"] == 0 and found["top"] == [], found["top"]
+    from tinygpt_cli import COMMANDS
+
+    assert all(f"    {name}" in found["help"] for name in COMMANDS), found["help"]
+    others = {module for name, (module, _) in COMMANDS.items() if name != "generate"}
+    assert "tinygpt.generate" in found["sub"] and not others & set(found["sub"]), found["sub"]
+    assert found["help"] == run_cli("--help").stdout  # the same help as `python -m tinygpt.cli --help`
