@@ -28,7 +28,7 @@ from typing import Any
 
 import gradio as gr
 import gradio.blocks
-from gradio.exceptions import AppError, InvalidPathError
+from gradio.exceptions import AppError, ComponentProcessingError, InvalidPathError
 
 # The shape gradio_client's `handle_file(path)` sends for a file, after uploading it.
 FILE_SHAPE = '{"path": ..., "meta": {"_type": "gradio.FileData"}}'
@@ -113,7 +113,7 @@ def describe_unreadable(block_fn, inputs: list, err: Exception) -> str:
     index = _input_being_read(err)
     names = parameter_names(block_fn)
     name = names[index] if index is not None and index < len(names) else f"an input of {endpoint(block_fn)}"
-    cause = err.__cause__ if isinstance(err, gr.exceptions.ComponentProcessingError) and err.__cause__ else err
+    cause = err.__cause__ if isinstance(err, ComponentProcessingError) and err.__cause__ else err
     if isinstance(cause, InvalidPathError) and "not uploaded" in str(cause):
         path = inputs[index].get("path") if index is not None and isinstance(inputs[index], dict) else None
         return (f"{name} names a file that was not uploaded to this server{f' ({path})' if path else ''}: upload "
