@@ -1,8 +1,9 @@
 """The `tinygpt` command: one subcommand per module, each with `add_arguments(parser)` and `run(args)`.
 
-The list of subcommands is `tinygpt_cli.COMMANDS` (the console script's front door, which answers `tinygpt --help`
-without importing this package). Only the chosen subcommand's module is imported: its arguments are added to its
-parser, and it runs.
+The list of subcommands is `tinygpt_cli.COMMANDS` (the console script's front door, a module beside this package
+that answers `tinygpt --help` without importing it). Only the chosen subcommand's module is imported: its
+arguments are added to its parser, and it runs. (`tinygpt_cli` is imported when the command runs, not with this
+module: a Space's copy of the package has no console script, and every module of it must import.)
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-
-from tinygpt_cli import COMMANDS, DESCRIPTION, PROG, add_commands
 
 from .common import OneLineArgumentParser, one_line, quiet_libraries
 
@@ -23,6 +22,8 @@ def chosen_command(argv: list[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line, with the arguments of `command` only (default: of every subcommand)."""
+    from tinygpt_cli import COMMANDS, DESCRIPTION, PROG, add_commands
+
     parser = OneLineArgumentParser(prog=PROG, description=DESCRIPTION)
     for name, sub in add_commands(parser).items():
         if command is None or name == command:
@@ -33,6 +34,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     quiet_libraries()  # progress bars for loading a 1 MB file would drown the text we stream
+    from tinygpt_cli import COMMANDS
+
     command = chosen_command(argv)
     # An unknown word is refused by argparse, naming the choices; no module to import for it.
     args = build_parser(command if command in COMMANDS else "").parse_args(argv)
