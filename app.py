@@ -53,6 +53,7 @@ from transformers.utils import logging as hf_logging
 
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, BadInput, ModelError, TinyGPTDemo, load_model
+from tinygpt.demo_api import CheckedBlocks  # gr.Blocks whose API names the input it cannot take, never `null`
 from tinygpt.train_tab import (
     DEFAULT_SIZE, MODEL_SIZES, SCRATCH, SERVED, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
     TRAIN_MIN_SECONDS, TRAIN_SECONDS, ServedModel, TrainOutputs, TrainTab, hub_login_available, loss_help,
@@ -184,7 +185,7 @@ def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
         return (gr.update(value=prompt if fits else rows[0][0], placeholder=rows[0][0].strip()),
                 gr.Dataset(samples=rows))
 
-    with gr.Blocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
+    with CheckedBlocks(title="tinygpt", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO.format(block_size=served.block_size))
         with gr.Row(equal_height=False):
             prompt = gr.Textbox(
@@ -444,8 +445,13 @@ def main(argv=None) -> int:
             quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
         )
         print(f"* Running on local URL:  {demo.local_url}", flush=True)
-        print(f"* Running on public URL: {demo.share_url}" if demo.share_url else
-              "* To create a temporary public link, run app.py with --share", flush=True)
+        if demo.share_url:
+            print(f"* Running on public URL: {demo.share_url}", flush=True)
+        elif args.share:  # gradio said why just above (offline, or its tunnel client could not be fetched)
+            print("* No public link: gradio could not create one (see above); the demo runs on the local URL only",
+                  flush=True)
+        else:
+            print("* To create a temporary public link, run app.py with --share", flush=True)
         demo.block_thread()
     except OSError as err:  # gradio: "Cannot find empty port in range: ..." and a traceback
         if "empty port" not in str(err):

@@ -8,6 +8,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import signal  # noqa: E402
+import warnings  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -124,3 +127,70 @@ def hub_server(tmp_path):
 
     with HubServer(tmp_path / "hub_server") as server:
         yield server
+
+
+# ------------------------------------------------------------------------------------------- no process outlives
+# A test that fails, by pytest-timeout's per-test limit (pyproject.toml) or otherwise, must not leave a server or a
+# train.py behind it: the processes a test started during its call that are still running afterwards are killed,
+# with their own children. Fixtures' processes (started in setup) are their fixtures' to stop.
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from Linux's /proc (empty elsewhere: nothing is killed)."""
+    table = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (command name)": state, ppid, ...
+            table[int(name)] = (int(fields[1]), fields[0])
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+    return table
+
+
+def _running_children(table: dict[int, tuple[int, str]], parent: int) -> set[int]:
+    return {pid for pid, (ppid, state) in table.items() if ppid == parent and state not in ("Z", "X")
+            and not _is_shared_pool(pid)}
+
+
+def _is_shared_pool(pid: int) -> bool:
+    """torch.compile's worker pool (on machines with enough cores) lives as long as this process, on purpose."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"torch._inductor.compile_worker" in f.read()
+    except OSError:
+        return False
+
+
+def _descendants(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        children = [child for child, (ppid, _) in table.items() if ppid == current]
+        found += children
+        todo += children
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    before = _running_children(_process_table(), os.getpid())
+    try:
+        return (yield)
+    finally:
+        table = _process_table()
+        left = _running_children(table, os.getpid()) - before
+        for pid in left:
+            for victim in [pid, *_descendants(table, pid)]:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if left:
+            warnings.warn(f"{item.nodeid} left {len(left)} process(es) running; killed: {sorted(left)}", stacklevel=1)

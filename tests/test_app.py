@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,11 +27,12 @@ from app_helpers import (
     TINY_TEXT,
     AppServer,
     app_env,
+    call_raw,
     fn_index,
     load_app_module,
     stream_generate,
 )
-from tinygpt.demo import SeededSampler, ThreadStream, TinyGPTDemo, load_model
+from tinygpt.demo import MAX_SEED, SeededSampler, ThreadStream, TinyGPTDemo, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -179,6 +181,98 @@ def test_unknown_characters_are_named_and_the_server_keeps_serving(client):
 def test_bad_settings_give_clear_errors(client, inputs, expected):
     with pytest.raises(AppError, match=expected):
         generate(client, **inputs)
+
+
+# What Gradio itself refused before tinygpt saw the request answered `{"error": null}` (the reason went only to the
+# server's log), ignored extra inputs, and said "Value -1 is less than minimum value 0.0." without the parameter.
+# Every such request now gets one line that names the input and what it expects (tinygpt/demo_api.py).
+GOOD = [PROMPT, 20, 0.8, 0, 1.0, 1]
+VOCAB = len(set(TINY_TEXT))  # top_k's slider goes up to the vocabulary size
+
+
+def with_input(i, value):
+    return GOOD[:i] + [value] + GOOD[i + 1:]
+
+
+GRADIO_REJECTIONS = [
+    ("a word for a number", "generate", with_input(1, "many"),
+     "max_new_tokens must be a whole number from 1 to 1000, got 'many'"),
+    ("null for a number", "generate", with_input(1, None), "max_new_tokens must be a whole number from 1 to 1000, got null"),
+    ("NaN for a whole number", "generate", with_input(3, float("nan")),
+     f"top_k must be a whole number from 0 to {VOCAB}, got NaN"),
+    ("NaN for a number", "generate", with_input(2, float("nan")), "temperature must be a number from 0 to 2, got NaN"),
+    ("null seed", "generate", with_input(5, None), f"seed must be a whole number from 0 to {MAX_SEED}, got null"),
+    ("fractional seed", "generate", with_input(5, 1.5), f"seed must be a whole number from 0 to {MAX_SEED}, got 1.5"),
+    ("true for a number", "generate", with_input(5, True), f"seed must be a whole number from 0 to {MAX_SEED}, got true"),
+    ("a number for text", "generate", with_input(0, 5), "prompt must be text (a string), got 5"),
+    ("a range error", "generate", with_input(2, -1),
+     "temperature must be a number from 0 to 2: -1 is less than the minimum value 0"),
+    ("too few inputs", "generate", GOOD[:3],
+     "/generate takes 6 inputs (prompt, max_new_tokens, temperature, top_k, top_p, seed), got 3: missing top_k (a whole "
+     f"number from 0 to {VOCAB}), top_p (a number from 0.05 to 1), seed (a whole number from 0 to {MAX_SEED}). Send all "
+     "of them, in this order (gradio_client fills in the defaults of inputs given by keyword)"),
+    ("too many inputs", "generate", GOOD + [99],
+     "/generate takes 6 inputs (prompt, max_new_tokens, temperature, top_k, top_p, seed), got 7: leave out the last 1"),
+    ("no input", "inspect", [], "/inspect takes 1 input (prompt), got 0: missing prompt (text (a string))"),
+    ("the last release's four-input /train", "train", [TINY_TEXT * 20, "1 layer · 4 heads · 32 wide · context 16", 10, 0],
+     "/train takes 5 inputs (text, model_size, seconds, max_iters, start_from), got 4: missing start_from"),
+    ("an input for an endpoint that takes none", "stop_training", [1], "/stop_training takes no inputs, got 1"),
+    ("too few for /push", "push", ["you/tiny"], "/push takes 2 inputs (repo, tok), got 1: missing tok"),
+    ("a path for a file", "train_in_page", ["upload", "", "/etc/passwd", "1 layer · 4 heads · 32 wide · context 16", 10,
+                                            "scratch"], "upload must be a file uploaded to this server, as {\"path\""),
+    ("a file that was not uploaded", "train_in_page",
+     ["upload", "", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "1 layer · 4 heads · 32 wide · "
+      "context 16", 10, "scratch"], "upload names a file that was not uploaded to this server (/etc/passwd): upload it "
+     "first (gradio_client's handle_file(path) does)"),
+    ("an unknown choice", "train_in_page", ["clipboard", "", None, "1 layer · 4 heads · 32 wide · context 16", 10,
+                                            "scratch"], "source must be one of 'bundled', 'paste', 'upload', got 'clipboard'"),
+]
+
+
+@pytest.mark.parametrize("api_name, inputs, expected", [c[1:] for c in GRADIO_REJECTIONS],
+                         ids=[c[0] for c in GRADIO_REJECTIONS])
+def test_what_gradio_refuses_names_the_input_instead_of_null(server, client, api_name, inputs, expected):
+    tracebacks = server.log().count("Traceback")
+    result = call_raw(server.url, api_name, inputs)
+    assert result["success"] is False and result["outputs"] == [], result
+    assert (result["error"] or "").startswith(expected) and "\n" not in result["error"], result["error"]
+    assert server.log().count("Traceback") == tracebacks, server.log()[-3000:]  # a refusal, not a crash
+    assert generate(client, max_new_tokens=5).startswith(PROMPT)  # and the server keeps serving
+
+
+def test_gradio_client_gets_the_same_words(client):
+    """gradio_client raises AppError with the message; `/generate`'s positional inputs are unchanged."""
+    with pytest.raises(AppError, match=r"^max_new_tokens must be a whole number from 1 to 1000, got 'many'$"):
+        generate(client, max_new_tokens="many")
+    with pytest.raises(AppError, match=rf"^seed must be a whole number from 0 to {MAX_SEED}: {MAX_SEED + 1} is greater "
+                                       rf"than the maximum value {MAX_SEED}$"):
+        generate(client, seed=MAX_SEED + 1)
+    assert len(generate(client, max_new_tokens=5, seed=MAX_SEED)) == len(PROMPT) + 5
+
+
+def test_a_fault_of_the_server_is_an_error_that_says_so_not_null():
+    """A handler that fails unexpectedly: the client is told which endpoint failed (no server internals), the
+    traceback goes to the log (gr.Error's print_exception), a refused request never reaches the handler."""
+    import gradio as gr
+
+    from tinygpt.demo_api import CheckedBlocks, RequestError
+
+    calls = []
+    with CheckedBlocks() as blocks:
+        n = gr.Slider(1, 10, step=1, precision=0)
+        out = gr.Textbox()
+        button = gr.Button()
+        button.click(lambda n: calls.append(n) or 1 / 0, n, out, api_name="divide")
+    divide = next(fn for fn in blocks.fns.values() if fn.api_name == "divide")
+    with pytest.raises(gr.Error) as failed:
+        asyncio.run(blocks.process_api(divide, [3]))
+    assert failed.value.message == ("/divide failed on the server (ZeroDivisionError); this request was not completed, "
+                                    "and the server's log has the details")
+    assert isinstance(failed.value.__cause__, ZeroDivisionError) and failed.value.print_exception and calls == [3]
+    with pytest.raises(RequestError) as refused:
+        asyncio.run(blocks.process_api(divide, [11]))
+    assert refused.value.message == "n must be a whole number from 1 to 10: 11 is greater than the maximum value 10"
+    assert not refused.value.print_exception and calls == [3]
 
 
 def test_empty_prompt_starts_from_the_first_vocabulary_character(client, reference):
@@ -385,6 +479,29 @@ def test_the_compile_flag_compiles_the_served_model_before_serving(app_module, m
     assert order == ["compile", "launch"] and "app.py: compiled in 1.5 s" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("share, said", [
+    (True, "* No public link: gradio could not create one (see above); the demo runs on the local URL only"),
+    (False, "* To create a temporary public link, run app.py with --share"),
+])
+def test_share_that_gets_no_link_says_so_instead_of_asking_for_share(app_module, model_dir, monkeypatch, capsys,
+                                                                      share, said):
+    """Offline, gradio cannot make a gradio.live link (it says why); app.py used to answer "run app.py with --share"
+    to a user who had just done that."""
+    import gradio as gr
+
+    asked = {}
+
+    def launch(self, **kwargs):  # what launch leaves behind when the share link fails, without a server
+        asked.update(kwargs)
+        self.local_url, self.share_url = "http://127.0.0.1:7860/", None
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    assert app_module.main(["--model", str(model_dir), *(["--share"] if share else [])]) == 0
+    out = capsys.readouterr().out
+    assert asked["share"] is (True if share else None) and said in out.splitlines() and out.count("--share") <= 1
+
+
 # ---------------------------------------------------------------------------- starting up: --model and MODEL_ID
 
 
@@ -431,7 +548,11 @@ def bad_models(tmp_path, model_dir):
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):
         (no_tokenizer / name).write_bytes((model_dir / name).read_bytes())
+    garbled = tmp_path / "garbled_tokenizer"
+    shutil.copytree(model_dir, garbled)
+    (garbled / "tokenizer.json").write_text('{"version": "1.0", "model": {garbled')
     return {
+        "garbled-tokenizer": (garbled, "garbled_tokenizer/tokenizer.json: not valid JSON"),
         "missing": (tmp_path / "nope", "no such folder"),
         "empty": (tmp_path / "empty", "no config.json"),
         "gpt2": (gpt2, "not a tinygpt model"),
@@ -440,7 +561,7 @@ def bad_models(tmp_path, model_dir):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "gpt2", "file", "no-tokenizer"])
+@pytest.mark.parametrize("case", ["missing", "empty", "gpt2", "file", "no-tokenizer", "garbled-tokenizer"])
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_bad_model_is_one_line_error_before_the_server_starts(app_module, bad_models, case, how, capsys, monkeypatch):
     path, expected = bad_models[case]

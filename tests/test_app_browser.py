@@ -21,7 +21,8 @@ import pytest
 from app_helpers import REPO
 from tinygpt import demo
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# A browser, a server and trainings of up to a minute each: longer than the suite's per-test limit on a busy machine.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ARTIFACTS = REPO / "test-artifacts"
 PROMPT = "ROMEO:\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(600)  # the first test pays for the module's bench.py run (up to 300 s itself)
 BENCH = REPO / "benchmarks" / "bench.py"
 
 

@@ -1,8 +1,10 @@
 """`tinygpt generate` and the checks that make a bad model folder a one-line error."""
 
+import importlib
 import json
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -81,3 +83,58 @@ def test_loaded_model_is_in_eval_mode_with_matching_tokenizer(model_dir, model):
     assert not loaded.training and len(tokenizer) == loaded.config.vocab_size
     x = torch.randint(0, len(tokenizer), (1, 8))
     assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def test_a_damaged_tokenizer_json_is_named(model_dir, tmp_path, capsys):
+    """The tokenizers library's own error ("Expecting property name enclosed in double quotes: line 1 column 30")
+    names no file: `tinygpt generate`, --init-from and load_pretrained (app.py's check too) name tokenizer.json."""
+    from tinygpt import training
+
+    said = "tokenizer.json: not valid JSON (Expecting property name"
+    (model_dir / "tokenizer.json").write_text('{"version": "1.0", "model": {garbled')
+    result = run_cli("generate", model_dir, "--prompt", "All:")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("tinygpt generate: error: ") and f"{model_dir}/{said}" in result.stderr
+    corpus = tmp_path / "new.txt"
+    corpus.write_text("All: speak, speak.\n" * 20, encoding="utf-8")
+    code = training.main(["--init-from", str(model_dir), "--data", str(corpus), "--out-dir", str(tmp_path / "ft"),
+                          "--max-iters", "1", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "ft").exists()
+    (model_dir / "tokenizer.json").write_text("{}")  # JSON, but not a tokenizer
+    with pytest.raises(ModelLoadError, match=r"tokenizer.json: not a tokenizer this can load"):
+        load_pretrained(model_dir)
+
+
+def test_help_imports_neither_torch_nor_other_subcommands(monkeypatch):
+    """`tinygpt --help` took 19 s on a busy machine: the package's import (torch, transformers) and every
+    subcommand's. The console script's front door (tinygpt_cli) lists the commands without importing tinygpt; a
+    subcommand imports its own module only. Import lists, not timings: see the report for those."""
+    import os
+
+    from tinygpt import cli
+    from tinygpt_cli import COMMANDS
+
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from tinygpt_cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(['--help'])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'tinygpt'))\n"
+        "print(json.dumps({'code': code, 'help': out.getvalue(), 'loaded': loaded}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["code"] == 0 and found["loaded"] == [], found["loaded"]
+    monkeypatch.setenv("COLUMNS", "100")
+    assert found["help"] == cli.build_parser().format_help()  # what `python -m tinygpt.cli --help` prints
+
+    imported = []  # what tinygpt.cli imports for `tinygpt generate --help`
+    recorder = types.SimpleNamespace(import_module=lambda name: imported.append(name) or importlib.import_module(name))
+    monkeypatch.setattr(cli, "importlib", recorder)
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    assert imported == [COMMANDS["generate"][0]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from tinygpt.data import PREPARED_DIR, encode_corpus, encode_text
 from tinygpt.datasets_source import dataset_corpus
 from tinygpt.engine import Trainer
 from tinygpt.settings import TrainingSettings
-from train_helpers import run_train, trainer_state, without_elapsed, write_corpus
+from train_helpers import REPO, child_env, run_train, trainer_state, without_elapsed, write_corpus
 
 pytest.importorskip("datasets")  # the dev extra installs it; without it only the missing-package test applies
 
@@ -95,6 +97,50 @@ def test_bad_datasets_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if the extra were not installed
     assert training.main(["--dataset", str(path), "--out-dir", out, *FLAGS]) == 2
     assert 'pip install "tinygpt[datasets]"' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_unreadable_datasets_are_one_line_and_nothing_from_the_libraries(tmp_path):
+    """An empty file was a 48-line traceback (the json reader's StopIteration); a broken row or a garbage file printed
+    the datasets library's own log line before ours; an unreachable Hub dataset printed huggingface_hub's retries.
+    One process (the libraries' log handlers write to the real stderr), offline, every case in turn."""
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "broken-row.jsonl").write_text('{"text": "fine"}\n{"text": broken}\n')
+    (tmp_path / "garbage.parquet").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "garbage.csv").write_text('a,b\n1,"2\n')
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.jsonl").write_text("")
+    (tmp_path / "folder" / "b.jsonl").write_text('{"text": "fine"}\n')
+    cases = {
+        "empty.txt": "empty.txt: the file is empty (no rows)",
+        "empty.jsonl": "empty.jsonl: the file is empty (no rows)",
+        "broken-row.jsonl": "broken-row.jsonl: cannot read it: JSON parse error: Invalid value. in row 1",
+        "garbage.parquet": "garbage.parquet: Parquet magic bytes not found",
+        "garbage.csv": "garbage.csv: cannot read it: Error tokenizing data",
+        "folder": "folder: a.jsonl in it is empty (no rows)",
+        "nobody/no-such-rows": "nobody/no-such-rows (not a local file or folder either): Couldn't reach "
+                               "'nobody/no-such-rows' on the Hub",
+    }
+    script = textwrap.dedent(f"""
+        import sys
+        from tinygpt import training
+        for name in {list(cases)!r}:
+            print("@@", name, file=sys.stderr, flush=True)
+            code = training.main(["--dataset", name, "--out-dir", "out", *{FLAGS!r}])
+            print("@@ exit", code, file=sys.stderr, flush=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                            env=child_env(PYTHONPATH=str(REPO), HF_HOME=str(tmp_path / "hf_home")),
+                            stdin=subprocess.DEVNULL)
+    blocks = result.stderr.split("@@ ")[1:]
+    assert result.returncode == 0 and len(blocks) == 2 * len(cases), result.stderr[-3000:]
+    for (name, expected), said, ended in zip(cases.items(), blocks[::2], blocks[1::2]):
+        lines = said.splitlines()
+        assert lines[0] == name and ended.strip() == "exit 2", said + ended
+        assert lines[1:] == [lines[1]] and lines[1].startswith("train.py: error: --dataset "), said
+        assert expected in lines[1], said
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_large_data_file_is_memory_mapped_with_the_same_batches(tmp_path, monkeypatch):

@@ -167,6 +167,7 @@ def test_stop_from_another_thread_saves(tmp_path, text):
         assert torch.equal(value, trainer.model.state_dict()[name]), name
 
 
+@pytest.mark.timeout(90)  # 10 million steps: were the time budget broken, this would run for hours
 def test_time_limit_evaluates_saves_and_ends(tmp_path, text):
     out_dir = tmp_path / "run"
     recorder = Recorder()

@@ -392,12 +392,14 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     assert api.get_space_variables("tester/demo")["MODEL_ID"].value == "tester/tiny2"
 
 
-def test_space_for_a_missing_model_warns(hub, api, app_file, capsys):
+def test_space_for_a_missing_model_is_refused_before_the_space_is_made(hub, api, app_file, capsys):
+    """It was a warning and exit 0, leaving a Space that could not start."""
     code, out, err = run_cli(capsys, "space", "tester/demo", "--model", "tester/not-pushed-yet")
-    assert code == 0, err
-    assert err.startswith("warning: the model repo tester/not-pushed-yet does not exist")
-    assert "tinygpt push DIR tester/not-pushed-yet" in err
-    assert api.get_space_variables("tester/demo")["MODEL_ID"].value == "tester/not-pushed-yet"
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err == (f"tinygpt space: error: --model tester/not-pushed-yet: no such model repo on {hub.url} (or your "
+                   "token cannot see it), so the Space could not start; push the model first: tinygpt push DIR "
+                   "tester/not-pushed-yet\n")
+    assert not api.repo_exists("tester/demo", repo_type="space")
 
 
 def test_space_requirements_list_what_the_sources_import_but_not_tinygpt():

@@ -21,6 +21,7 @@ PROMPT = "ROMEO:\n"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # pip installs torch, transformers and gradio into a new environment
 def test_a_generated_space_installs_in_a_clean_environment_and_serves(hub_server, tmp_path):
     import torch
     from huggingface_hub import SpaceCard, snapshot_download

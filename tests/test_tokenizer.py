@@ -121,3 +121,56 @@ def test_bos_and_eos_are_the_first_character_without_being_special(small_text, m
     assert tok.batch_decode(out[:, 4:], skip_special_tokens=True) == ["\n" * 10] * 2
     text = pipeline("text-generation", model=model, tokenizer=tok)("All:", max_new_tokens=5, do_sample=False)
     assert text[0]["generated_text"] == "All:\n\n\n\n\n"
+
+
+# Two prompts of a text with tabs: id 0, the pad character, is then a tab, and the first prompt starts with a real one.
+TAB_TEXT = "name\tline\n\tROMEO:\tSpeak.\n"
+TAB_PROMPTS = ["\tRO", "name\tline\n"]
+
+
+def test_padding_is_stripped_with_the_attention_mask_and_no_real_character_is_eaten():
+    """`skip_special_tokens=True` cannot tell padding from the same character in the text (every id is a real
+    character): it leaves both. The attention mask can: decode takes it and leaves out exactly the padding."""
+    tok = char_tokenizer(TAB_TEXT)
+    assert tok.convert_ids_to_tokens(0) == "\t" == tok.pad_token  # the first character of this text's vocabulary
+    batch = tok(TAB_PROMPTS, padding=True, return_tensors="pt")
+    assert batch["input_ids"][0, :7].tolist() == [0] * 7 and batch["attention_mask"][0].tolist() == [0] * 7 + [1] * 3
+    assert tok.batch_decode(batch["input_ids"], skip_special_tokens=True) == ["\t" * 7 + "\tRO", TAB_PROMPTS[1]]
+    assert tok.batch_decode(batch["input_ids"], attention_mask=batch["attention_mask"]) == TAB_PROMPTS
+    assert tok.decode(batch["input_ids"], attention_mask=batch["attention_mask"]) == TAB_PROMPTS  # decode batches too
+    assert tok.decode(batch["input_ids"][0], attention_mask=batch["attention_mask"][0]) == "\tRO"  # one row
+    lists = tok(TAB_PROMPTS, padding=True)
+    assert tok.batch_decode(lists["input_ids"], attention_mask=lists["attention_mask"]) == TAB_PROMPTS
+    with pytest.raises(ValueError, match="attention_mask must have the shape of the ids"):
+        tok.batch_decode(batch["input_ids"], attention_mask=batch["attention_mask"][:, 1:])
+
+
+def test_padding_strips_the_same_way_where_tinygpt_is_not_installed(tmp_path):
+    """tokenization_tinygpt.py travels with the model: AutoTokenizer(trust_remote_code=True) decodes with the mask
+    in an environment without tinygpt, after generate too (the new characters hold no padding)."""
+    import json
+
+    from conftest import make_model
+    from no_tinygpt import run_without_tinygpt
+
+    tok = char_tokenizer(TAB_TEXT)
+    make_model(len(tok)).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    result = run_without_tinygpt(f"""
+        import json, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        tok = AutoTokenizer.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+        batch = tok({TAB_PROMPTS!r}, padding=True, return_tensors="pt")
+        out = model.generate(**batch, max_new_tokens=5, do_sample=False)
+        new = out[:, batch["input_ids"].shape[1]:]
+        mask = torch.cat([batch["attention_mask"], torch.ones_like(new)], dim=1)
+        print(json.dumps({{"class": type(tok).__name__, "pad": tok.pad_token,
+                          "prompts": tok.batch_decode(batch["input_ids"], attention_mask=batch["attention_mask"]),
+                          "skip": tok.batch_decode(batch["input_ids"], skip_special_tokens=True),
+                          "new": tok.batch_decode(new), "full": tok.batch_decode(out, attention_mask=mask)}}))
+    """, cwd=tmp_path)
+    assert result["class"] == "CharTokenizer" and result["pad"] == "\t"
+    assert result["prompts"] == TAB_PROMPTS and result["skip"][0] == "\t" * 8 + "RO"
+    assert result["full"] == [prompt + new for prompt, new in zip(TAB_PROMPTS, result["new"])]
+    assert all(len(new) == 5 for new in result["new"]), json.dumps(result)

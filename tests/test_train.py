@@ -319,6 +319,7 @@ def test_sigint_saves_the_current_step_and_exits_0(tmp_path, capsys, corpus, mon
     assert signal.getsignal(signal.SIGINT) is before  # the handler train.py installed is gone again
 
 
+@pytest.mark.timeout(90)  # 10 million steps: were --max-seconds broken, this would run for hours
 def test_max_seconds_saves_and_says_how_to_continue(tmp_path, capsys, corpus):
     out_dir = tmp_path / "run"
     code, out, _ = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 10_000_000,

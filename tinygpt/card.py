@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -19,7 +20,11 @@ from .common import code_fence, is_local_path
 from .run_state import RunState, bits_per_character
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
-DEFAULT_LICENSE = "mit"
+# The licence is the user's choice (train.py --license, tinygpt push --license): tinygpt cannot know what the
+# training text allows. Until one is chosen the card says "unknown", one of the Hub's licence ids
+# (https://huggingface.co/docs/hub/repositories-licenses), like "other" (then name it in the card) or "mit".
+DEFAULT_LICENSE = "unknown"
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # the shape of the Hub's ids: apache-2.0, cc-by-nc-sa-4.0, openrail++
 HISTORY_SHOWN = 8  # evaluations in "How it learned" (spread over the run, the first and the last included)
 # Corpora the Hub knows as datasets: trainer_state's data name and size -> (dataset id, pretty name).
 KNOWN_DATASETS = {("tinyshakespeare.txt", 1_115_394): ("karpathy/tiny_shakespeare", "tiny_shakespeare")}
@@ -186,8 +191,9 @@ def build_model_card(
 
     `repo_id` (and `revision`, a Hub branch) is what the load snippet shows (default: the folder's path). Left
     out, `sample` (generated text) is the last evaluation's in trainer_state.json, `command` (what reproduces
-    the run) is trainer_state.json's, and `license` (an SPDX-style id) is the one in the current card's YAML
-    (else MIT), so refreshing a card (as `tinygpt push` does) keeps what the training run recorded.
+    the run) is trainer_state.json's, and `license` (a Hub licence id) is the one the run chose (train.py
+    --license, in trainer_state.json), else the one in the current card's YAML (written there by hand), else
+    "unknown", so refreshing a card (as `tinygpt push` does) keeps what the training run recorded.
     """
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -198,7 +204,8 @@ def build_model_card(
     kept = run.model_eval if run is not None else None  # the evaluation of the weights in this folder
     sample = sample or (kept or {}).get("sample") or (samples[-1]["sample"] if samples else None)
     command = command or state.get("command")
-    license = license or _current_license(model_dir) or DEFAULT_LICENSE
+    recorded = (state.get("training_args") or {}).get("license")
+    license = license or recorded or _current_license(model_dir) or DEFAULT_LICENSE
     data = state.get("data") or {}
     data_name = data.get("name")
     training = {key: value for key, value in (state.get("training_args") or {}).items() if value is not None}
@@ -338,6 +345,15 @@ def write_model_card(model_dir: str | Path, **kwargs) -> ModelCard:
     card = build_model_card(model_dir, **kwargs)
     card.save(Path(model_dir) / CARD_NAME)
     return card
+
+
+def check_license(value: str, flag: str = "--license") -> str:
+    """`value` if it has the shape of a Hub licence id, else a ValueError naming the flag."""
+    if not isinstance(value, str) or not LICENSE_ID.fullmatch(value):
+        raise ValueError(f"{flag} must be a Hub licence id such as mit, apache-2.0, cc-by-4.0, other or unknown "
+                         f"(lower case; the list: https://huggingface.co/docs/hub/repositories-licenses), got "
+                         f"{value!r}")
+    return value
 
 
 def _current_license(model_dir: Path) -> str | None:

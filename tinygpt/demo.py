@@ -119,9 +119,12 @@ def load_model(name_or_path: str | os.PathLike, label: str | None = None, missin
         raise ModelError(one_line(err)) from None
     try:
         model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=True).eval()
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=True)
     except Exception as err:
-        raise ModelError(f"{name}: cannot load the model or its tokenizer: {one_line(err)}") from None
+        raise ModelError(f"{name}: cannot load the model: {one_line(err)}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=True)
+    except Exception as err:  # the tokenizers library's messages name no file
+        raise ModelError(f"{name}: cannot load its tokenizer (tokenizer.json): {one_line(err)}") from None
     if len(tokenizer) != config.vocab_size:
         raise ModelError(
             f"{name}: the tokenizer has {len(tokenizer)} characters but vocab_size is {config.vocab_size}; "

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import CARD_NAME, build_model_card
+from .card import CARD_NAME, build_model_card, check_license
 from .common import one_line
 from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
     ModelLoadError, NotATinyGPTModelError, check_local_folder, check_model_dir, check_tinygpt_config,
@@ -149,6 +149,7 @@ def push_model(
     include_training_state: bool = False,
     *,
     onnx: bool = False,
+    license: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> PushResult:
@@ -161,13 +162,16 @@ def push_model(
     The repo is created if it does not exist (`private` applies then); an existing repo gets a new commit (none
     when nothing changed). `revision` is a branch, created from main if missing. Training state (see
     `TRAINING_STATE_PATTERNS`) stays local unless `include_training_state`. `repo_id` may leave out the
-    namespace ("tiny" -> "<you>/tiny"). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN / the token of
-    `hf auth login`.
+    namespace ("tiny" -> "<you>/tiny"). `license` (a Hub licence id) is what the pushed card declares instead of
+    the run's choice (see `build_model_card`). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN / the
+    token of `hf auth login`.
 
     Raises ValueError (not a tinygpt folder, bad repo id or branch) or HubError (no token, Hub unreachable,
     refused); the local folder is never modified.
     """
     model_dir = Path(model_dir)
+    if license is not None:
+        check_license(license)
     check_shareable_folder(model_dir)
     check_repo_id(repo_id)
     check_branch_name(revision)
@@ -177,7 +181,7 @@ def push_model(
     branch = revision or "main"
     card_revision = None if branch == "main" else branch
     # Built before any request, so a folder the card cannot describe fails before a repo is created.
-    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed)
+    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed, license=license)
     message = commit_message or default_commit_message(model_dir)
     api = _api(token, endpoint)
     where = f"the local folder {model_dir} is unchanged"
@@ -198,7 +202,8 @@ def push_model(
                      "(push with --onnx to add a fresh export)")
     if repo_url.repo_id != repo_id:  # "name" became "user/name": the card's snippet must say so
         repo_id = repo_url.repo_id
-        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed)
+        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed,
+                                 license=license)
 
     with tempfile.TemporaryDirectory(prefix="tinygpt-push-") as staging:
         staging = Path(staging)
@@ -432,8 +437,9 @@ def create_space(
     wheel index; `gradio[oauth]`), a README.md whose YAML says `sdk: gradio`, `python_version`, `app_file: app.py`,
     a title, `models: [model_id]` and `hf_oauth: true`
     (the Train tab's "Sign in" for pushing), and the Space variable MODEL_ID=model_id, which app.py reads. A model
-    id that the Hub does not know is a warning (push it next), not an error; a repo that is not a tinygpt model is
-    refused (`NotATinyGPTModelError`). `app_file` defaults to the app.py of the tinygpt checkout.
+    id that the Hub does not know is refused (`ModelLoadError`: the Space could not start; push the model first),
+    as is a repo that is not a tinygpt model (`NotATinyGPTModelError`), both before the Space is made. `app_file`
+    defaults to the app.py of the tinygpt checkout.
     """
     check_repo_id(space_id, "Space id")
     try:
@@ -458,11 +464,11 @@ def create_space(
                      "offers pasted and uploaded texts only")
 
     with hub_errors(f"looking up the model {model_id}", api.endpoint):
-        if api.repo_exists(model_id):
-            check_tinygpt_repo(api, model_id)
-        else:
-            notes.append(f"the model repo {model_id} does not exist on {api.endpoint} (or your token cannot see it); "
-                         f"the Space will fail to start until you push it: tinygpt push DIR {model_id}")
+        if not api.repo_exists(model_id):  # the Space would build, then fail to start: refused before it is made
+            raise ModelLoadError(f"--model {model_id}: no such model repo on {api.endpoint} (or your token cannot "
+                                 f"see it), so the Space could not start; push the model first: "
+                                 f"tinygpt push DIR {model_id}")
+        check_tinygpt_repo(api, model_id)
     with hub_errors(f"creating the Space {space_id}", api.endpoint):
         space_url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         space_id = space_url.repo_id

@@ -14,6 +14,8 @@ from .modeling_tinygpt import TinyGPTForCausalLM
 from .tokenization import CharTokenizer
 
 WEIGHTS_NAME = "model.safetensors"
+# The tokenizer's files that are JSON (tokenizer.json is read by the tokenizers library, whose error names no file).
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # What a model needs from a Hub repo; optimizer state and plots stay on the Hub.
 MODEL_FILES = ["*.json", "*.safetensors", "*.py"]
 
@@ -115,6 +117,7 @@ def check_model_dir(model_dir: Path, name: str | None = None, need_tokenizer: bo
         raise ModelLoadError(f"{name}: no {WEIGHTS_NAME}; the weights were not saved or not downloaded")
     if need_tokenizer and not (model_dir / "tokenizer.json").is_file():
         raise ModelLoadError(f"{name}: no tokenizer.json; save the model and its tokenizer together in this folder")
+    check_tokenizer_files(model_dir)
     try:
         with safe_open(weights, framework="pt") as f:
             shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
@@ -134,12 +137,30 @@ def check_model_dir(model_dir: Path, name: str | None = None, need_tokenizer: bo
     return config
 
 
+def check_tokenizer_files(model_dir: Path) -> None:
+    """Each of the tokenizer's JSON files that the folder has is JSON: a damaged one is named, instead of a bare
+    "Expecting property name enclosed in double quotes: line 1 column 30" from the tokenizers library."""
+    for filename in TOKENIZER_JSON_FILES:
+        path = model_dir / filename
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ModelLoadError(f"{path}: not valid JSON ({one_line(err)}); the tokenizer file is damaged: save "
+                                 "the tokenizer again (save_pretrained) or download the model again") from None
+
+
 def load_pretrained(name_or_path: str, revision: str | None = None, device: str | torch.device = "cpu"):
     """(model in eval mode, tokenizer) from a tinygpt folder or Hub repo id."""
     model_dir = resolve_model_dir(str(name_or_path), revision)
     config = check_model_dir(model_dir, need_tokenizer=True)
     model = TinyGPTForCausalLM.from_pretrained(model_dir, config=config).to(device).eval()
-    tokenizer = CharTokenizer.from_pretrained(model_dir)
+    try:
+        tokenizer = CharTokenizer.from_pretrained(model_dir)
+    except Exception as err:  # JSON, but not a tokenizer (the tokenizers library's message names no file)
+        raise ModelLoadError(f"{model_dir / 'tokenizer.json'}: not a tokenizer this can load ({one_line(err)}); "
+                             "save the tokenizer again (save_pretrained) or download the model again") from None
     if len(tokenizer) != config.vocab_size:
         raise ModelLoadError(
             f"{model_dir}: the tokenizer has {len(tokenizer)} characters but the model's vocab_size is "

@@ -20,10 +20,14 @@ def add_arguments(parser) -> None:
                         help="add an ONNX export under onnx/ (the folder's own, if it was exported from these weights, "
                         "else a fresh one made for the upload), and say in the card how to run it; needs the onnx "
                         "extra. Without it, a current DIR/onnx/ is pushed too")
+    parser.add_argument("--license", metavar="ID", default=None,
+                        help="the licence the pushed card declares: a Hub licence id such as mit, apache-2.0, "
+                        "cc-by-4.0 or other (default: the one train.py --license recorded, else the card's, else "
+                        "unknown)")
     parser.add_argument("--include-training-state", action="store_true",
                         help="also push the resume state (*.pt, *.pth, *.bin, *.pkl, optimizer...), left out by default")
     parser.epilog = ("The folder is not modified: README.md is regenerated as the model card for the upload (keeping "
-                     "its sample, command and license). The Hub is HF_ENDPOINT (default https://huggingface.co); "
+                     "its sample, command and licence). The Hub is HF_ENDPOINT (default https://huggingface.co); "
                      "the token is HF_TOKEN or the one saved by `hf auth login`.")
 
 
@@ -31,7 +35,7 @@ def run(args) -> int:
     quiet_hub_logging()
     result = push_model(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
                         commit_message=args.commit_message, include_training_state=args.include_training_state,
-                        onnx=args.onnx)
+                        onnx=args.onnx, license=args.license)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
     if result.changed:

@@ -16,6 +16,7 @@ import shlex
 import typing
 from dataclasses import dataclass, field
 
+from .card import LICENSE_ID
 from .configuration_tinygpt import TinyGPTConfig
 from .device import DEVICE_CHOICES
 from .lr_schedule import lr_factor
@@ -27,6 +28,8 @@ CHECKS = {  # name -> (is the value fine, what it must be)
     "non_negative": (lambda v: v >= 0, "must be 0 or more"),
     "positive": (lambda v: v > 0, "must be positive"),
     "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "license_id": (lambda v: LICENSE_ID.fullmatch(v) is not None, "must be a Hub licence id such as mit, apache-2.0, "
+                   "cc-by-4.0, other or unknown (lower case; https://huggingface.co/docs/hub/repositories-licenses)"),
 }
 
 
@@ -61,7 +64,7 @@ DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names
 # Where a run reports besides train.py's output (transformers' `report_to` names); each needs its pip extra.
 REPORT_TO = ("tensorboard", "trackio")
 # Settings that change where a run reports, not the model it trains: left out of the reproduce command.
-NOT_REPRODUCED = ("report_to",)
+NOT_REPRODUCED = ("report_to", "license")
 
 PRESETS = {
     # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
@@ -108,6 +111,9 @@ class TrainingSettings:
     dataset_split: str | None = setting(None, "the dataset's split (default: train)", DATA, metavar="NAME")
     text_column: str | None = setting(None, "the dataset's column that holds the text (default: text)", DATA,
                                       metavar="NAME")
+    license: str | None = setting(
+        None, "the licence the model card declares, your choice for what the text allows: a Hub licence id such as "
+        "mit, apache-2.0, cc-by-4.0 or other (default: unknown)", DATA, "license_id", metavar="ID")
     n_layer: int = setting(2, "transformer blocks (default: {default})", MODEL)
     n_head: int = setting(4, "attention heads per block (default: {default})", MODEL)
     n_embd: int = setting(64, "width of every character vector (default: {default})", MODEL)

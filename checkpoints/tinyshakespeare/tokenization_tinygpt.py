@@ -25,6 +25,12 @@ class CharTokenizer(PreTrainedTokenizerFast):
     answers `pad_token` itself. (A plain `PreTrainedTokenizerFast` load of the folder, without
     `trust_remote_code=True`, has no pad token and no named errors, but decodes exactly.)
 
+    Since every id is a real character, the ids alone cannot say which are padding: the attention mask does.
+    `decode` and `batch_decode` take it, `tokenizer.batch_decode(batch["input_ids"],
+    attention_mask=batch["attention_mask"])`, and leave out exactly the masked positions; `skip_special_tokens`
+    leaves the text as it is. (After `generate`, the new characters, `out[:, batch["input_ids"].shape[1]:]`,
+    hold no padding.)
+
     For the same reason `bos_token` and `eos_token` are answered, not registered: both are that same first
     character, where the seed starts generating (`torch.zeros((1, 1))`; in tiny Shakespeare the newline between
     speeches). Tools that need a text boundary ask for them: lm-evaluation-harness predicts a text's first
@@ -81,6 +87,13 @@ class CharTokenizer(PreTrainedTokenizerFast):
             self._vocab_cache = cached
         return cached[1]
 
+    def decode(self, token_ids, skip_special_tokens: bool = False, attention_mask=None, **kwargs):
+        """transformers' `decode` (one sequence or a batch, as `batch_decode` passes it), and with `attention_mask`
+        (of the same shape as `token_ids`) the masked positions, the padding, left out."""
+        if attention_mask is not None:
+            token_ids = _unmasked(token_ids, attention_mask)
+        return super().decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
+
     def _save_pretrained(self, save_directory, file_names, legacy_format=None, filename_prefix=None):
         # `tokenizer(..., padding=True)` switches padding on in the backend, and tokenizer.json would remember the
         # pad token: every transformers load then makes it a special token (see the class docstring).
@@ -104,6 +117,21 @@ def describe_unknown_characters(unknown, vocabulary) -> str:
         f"{len(unknown)} character(s) not in the model's vocabulary: {shown}. "
         f"The model only knows the {len(vocabulary)} characters of its training text: {preview!r}"
     )
+
+
+def _unmasked(token_ids, attention_mask):
+    """The ids whose mask is 1: one sequence ([ids], [mask]) or a batch ([[ids], ...], [[mask], ...]); lists,
+    tensors or arrays."""
+    ids = token_ids.tolist() if hasattr(token_ids, "tolist") else token_ids
+    mask = attention_mask.tolist() if hasattr(attention_mask, "tolist") else attention_mask
+    batched = bool(ids) and isinstance(ids[0], (list, tuple))
+    rows, masks = (ids, mask) if batched else ([ids], [mask])
+    if len(rows) != len(masks) or any(not isinstance(m, (list, tuple)) or len(r) != len(m)
+                                      for r, m in zip(rows, masks)):
+        raise ValueError("attention_mask must have the shape of the ids it masks (the batch's own mask, or one "
+                         "row's for one sequence)")
+    kept = [[i for i, keep in zip(r, m) if keep] for r, m in zip(rows, masks)]
+    return kept if batched else kept[0]
 
 
 def _collect_characters(text, into: set) -> None:
