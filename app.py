@@ -218,9 +218,11 @@ def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
                         )
                     with gr.Column(scale=2):
                         # A number box, not a slider: a slider silently clamps what is typed into it (99999 -> 1000);
-                        # the server refuses what is out of range, in words that name the limit.
+                        # a number box's range is checked, not clamped: the server refuses what is out of range, in
+                        # words that name the input and the limit (tinygpt/demo_api.py).
                         max_new_tokens = gr.Number(
-                            value=300, step=50, label=f"Max new characters (1 to {MAX_NEW_TOKENS}, the server cap)",
+                            value=300, step=50, precision=0, minimum=1, maximum=MAX_NEW_TOKENS,
+                            label=f"Max new characters (1 to {MAX_NEW_TOKENS}, the server cap)",
                             elem_id="max-new-tokens",
                         )
                         temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)")

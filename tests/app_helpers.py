@@ -201,15 +201,20 @@ def stream_generate(url: str, inputs: list, fn: int, timeout: float = 60.0) -> d
 def call_raw(url: str, api_name: str, inputs: list, timeout: float = 60.0) -> dict:
     """Any endpoint through the raw queue protocol, with the inputs as whatever JSON they are (not what
     gradio_client would make of them). Lone surrogates go out as JSON escapes ("\\ud800"), as a browser's
-    JSON.stringify sends them. Returns {"success", "error", "outputs": every streamed output's data}."""
+    JSON.stringify sends them. Returns {"success", "error", "outputs": every streamed output's data}. An endpoint
+    with a validator (the Train button's) checks its request when it joins the queue: a refusal there is an HTTP
+    400/422 whose `detail` is the error."""
     fn = fn_index(httpx.get(url + "/config", timeout=10).json(), api_name)
     session = uuid.uuid4().hex
     body = json.dumps({"data": inputs, "fn_index": fn, "session_hash": session, "event_data": None,
                        "trigger_id": None})  # ensure_ascii: "\ud800" stays an escape, not invalid UTF-8
     result = {"success": None, "error": None, "outputs": []}
     with httpx.Client(timeout=timeout) as client:
-        client.post(f"{url}/gradio_api/queue/join", content=body,
-                    headers={"content-type": "application/json"}).raise_for_status()
+        joined = client.post(f"{url}/gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
+        if joined.status_code in (400, 422):
+            detail = joined.json().get("detail")
+            return dict(result, success=False, error=detail if isinstance(detail, str) else json.dumps(detail))
+        joined.raise_for_status()
         with client.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):

@@ -208,7 +208,7 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     page.fill("#prompt textarea", PROMPT)
     set_max_new_characters(page, 99999)
     page.click("#generate-btn")
-    page.get_by_text("max_new_tokens must be at most 1000 here, got 99999").first.wait_for(timeout=15_000)
+    page.get_by_text("max_new_tokens must be a whole number from 1 to 1000: 99999 is greater than the maximum value 1000").first.wait_for(timeout=15_000)
     assert page.input_value("#max-new-tokens input") == "99999" and page.input_value("#output textarea") == ""
 
 

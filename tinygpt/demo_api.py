@@ -40,6 +40,9 @@ class RequestError(gr.Error):
     def __init__(self, message: str):
         super().__init__(message, print_exception=False)
 
+    def __str__(self) -> str:  # gr.Error's is repr(message); a validator's refusal at queue/join answers str(error)
+        return self.message
+
 
 class CheckedBlocks(gr.Blocks):
     """`gr.Blocks` whose endpoints refuse malformed requests in words (see the module's docstring)."""
