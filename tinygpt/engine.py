@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (
-    OUTPUT_FILES, TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error,
+    TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error, holds_model,
     prepare_out_dir, replace_folder, restore_rng, save_training_state, write_checkpoint,
 )
 from . import data as data_module
@@ -40,12 +40,14 @@ from .data import (
 )
 from .device import resolve_device
 from .generation import generation_kwargs
+from .memory import check_fits, check_start_fits
+from .paths import PROJECT_ROOT, sources_to_open  # noqa: F401 - PROJECT_ROOT: where the reproduce command runs
+from .paths import record_sources as _project_paths, recorded_path as _project_path
 from .run_state import RunState
 from .settings import DTYPES, TrainingDiverged, TrainingError, TrainingSettings
 
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
 TEXT_FILE_NAME = "train.txt"  # a text given in memory, saved beside the model so the run can be repeated/resumed
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where `python train.py` of the reproduce command runs
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
 REPEATS_WARNING = 0.25  # warn when more than this share of the val passages occur in the training text
 # The training losses are checked for NaN/inf at every evaluation and save, and at least this often: one device
@@ -91,7 +93,8 @@ class Trainer:
                  data_changed=False):
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
-        settings = _project_paths(settings)
+        self.sources = sources_to_open(settings, resume_state)  # opened as given; recorded from the project root
+        settings = _project_paths(settings, self.sources)
         if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
             raise TrainingError("give the training text either as text= or as data_path= (or the dataset setting), "
                                 "not several or none")
@@ -107,6 +110,7 @@ class Trainer:
         device = resolve_device(s.device)
         if s.dtype == "fp16" and device.type == "cpu":
             raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
+        check_start_fits(s, device, None if resume_state else self.sources.get("init_from"))  # before allocating
         from accelerate import Accelerator
 
         # --compile is applied here, not through Accelerator(dynamo_backend=): Accelerate keeps that choice in a
@@ -119,7 +123,8 @@ class Trainer:
             from .tracking import reporting_callbacks
 
             self.callbacks += reporting_callbacks(s.report_targets())
-        created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main)
+        created = prepare_out_dir(self.out_dir, resume_state is not None, overwrite, self.is_main,
+                                  writes_text=text is not None)
         try:
             self._build(text, data_path, data_name, resume_state, data_changed)
         except BaseException:
@@ -141,7 +146,7 @@ class Trainer:
         elif s.init_from:
             from .finetune import load_base
 
-            base_model, base_chars = load_base(s.init_from)
+            base_model, base_chars = load_base(self.sources["init_from"])
             self.settings = s = s.with_model_dims(base_model.config)
         # Data: ids of the whole text, the seed's 90/10 split; the vocabulary is every character of the text.
         corpus = self._read_corpus(text, data_path, data_name, base_chars)
@@ -166,6 +171,7 @@ class Trainer:
             data_info.update(self._check_same_text(corpus, resume_state, data_changed))
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(s.seed)  # the same initial weights in every process
+        check_fits(s, self.device, len(self.chars), base=s.init_from)  # with the vocabulary, before the model
         self.model = TinyGPTForCausalLM(self._model_config(base_model, resume_state))
         if base_model is not None:
             from .finetune import copy_base_weights
@@ -211,8 +217,8 @@ class Trainer:
             from .datasets_source import dataset_corpus
 
             with self.accelerator.main_process_first():
-                return dataset_corpus(s.dataset, s.dataset_config, s.dataset_split or "train", s.text_column or "text",
-                                      folder, base_chars)
+                return dataset_corpus(self.sources["dataset"], s.dataset_config, s.dataset_split or "train",
+                                      s.text_column or "text", folder, base_chars)
         path = Path(data_path)
         if path.is_file() and path.stat().st_size >= data_module.MEMMAP_MIN_BYTES:
             with self.accelerator.main_process_first():
@@ -470,7 +476,7 @@ class Trainer:
                 self._write_files(staging, step, rng)
 
             try:
-                if self._replace_old_model and any((self.out_dir / name).exists() for name in OUTPUT_FILES):
+                if self._replace_old_model and holds_model(self.out_dir):  # else no model to swap: file by file
                     replace_folder(self.out_dir, write_files, carry=carried_over)
                 else:
                     write_checkpoint(self.out_dir, write_files, first=self.saved_step is None)
@@ -525,26 +531,6 @@ class Trainer:
             self._wrapped, self.optimizer = self.accelerator.free_memory(self._wrapped, self.optimizer)
             self.model.eval()
             self.accelerator.end_training()
-
-
-def _project_paths(settings: TrainingSettings) -> TrainingSettings:
-    """--init-from and --dataset as the reproduce command names them: a local folder or file like --data (from the
-    project root, else absolute); a Hub id as it is."""
-    from .common import is_local_path
-
-    local = {k: _project_path(getattr(settings, k)) for k in ("init_from", "dataset")
-             if getattr(settings, k) and is_local_path(getattr(settings, k)) and Path(getattr(settings, k)).exists()}
-    return dataclasses.replace(settings, **local) if local else settings
-
-
-def _project_path(path) -> str:
-    """`path` as the reproduce command names it: relative to the project root (where `python train.py` runs) when
-    it is inside it, else absolute."""
-    resolved = Path(path).resolve()
-    try:
-        return resolved.relative_to(PROJECT_ROOT).as_posix()
-    except ValueError:
-        return str(path) if Path(path).is_absolute() else str(resolved)
 
 
 # ----------------------------------------------------------------------------------------------- learning or memorising

@@ -25,6 +25,7 @@ CHECKS = {  # name -> (is the value fine, what it must be)
     "non_negative": (lambda v: v >= 0, "must be 0 or more"),
     "positive": (lambda v: v > 0, "must be positive"),
     "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "seed": (lambda v: 0 <= v < 2**32, "must be between 0 and 4294967295 (2**32 - 1)"),  # what every RNG takes
 }
 
 
@@ -117,7 +118,7 @@ class TrainingSettings:
                         "last = the latest step; best = the evaluation with the lowest val loss (trainer_state.json's "
                         "best_step). --resume always continues from the latest step (default: {default})", EVAL,
                         choices=("last", "best"))
-    seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME)
+    seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME, "seed")
     device: str = setting("auto", "auto = cuda, else mps, else cpu (default: {default})", RUNTIME,
                           choices=DEVICE_CHOICES)
     dtype: str = setting("fp32", "fp32, or bf16/fp16 autocast (mixed precision; fp16 needs a GPU) (default: "

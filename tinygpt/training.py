@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import TRAINING_STATE_NAME, load_training_state, model_files_problem
+from .checkpoint import TRAINING_STATE_NAME, clean_leftovers, load_training_state, model_files_problem
 from .common import OneLineArgumentParser, one_line, quiet_libraries
 from .engine import TEXT_FILE_NAME, Trainer, TrainerCallback, _project_path
+from .output_folder import folder_name
 from .publish import HubPusher, ModelCardWriter
 from .settings import MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_name
 
@@ -48,7 +49,8 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     io = p.add_argument_group("data and output")
     io.add_argument("--data", metavar="FILE", help=f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of "
                     "1 GiB or more is prepared once into a memory-mapped id file in the output folder")
-    io.add_argument("--out-dir", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT_DIR})")
+    io.add_argument("--out-dir", metavar="DIR", type=folder_name, help=f"output folder (default: {DEFAULT_OUT_DIR}); "
+                    "files of yours in it are never replaced without --overwrite")
     io.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir, with its settings")
     io.add_argument("--overwrite", action="store_true", help="replace a model already in --out-dir (the old one "
                     "stays until the new run's first checkpoint takes its place in one move)")
@@ -171,6 +173,8 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
     console = Console(signals)
     try:
         quiet_libraries()
+        if is_main:  # what a killed --overwrite left beside the folder: removed, and said
+            clean_leftovers(given.get("out_dir", DEFAULT_OUT_DIR), say=lambda line: print(line, flush=True))
         pusher = HubPusher(given["push_to_hub"], given.get("push_every_eval", False)) if "push_to_hub" in given \
             else None
         trainer, damage = setup(given, start_time, [console, ModelCardWriter(given.get("push_to_hub"))]
