@@ -172,10 +172,10 @@ def test_a_failed_push_keeps_the_model_says_so_once_prints_the_retry_and_exits_3
         assert result.returncode == 3, result.stderr
         assert "done: step 10" in result.stdout and trainer_state(out_dir)["global_step"] == 10
         errors = result.stderr.splitlines()
-        assert len(errors) == 2 and "Traceback" not in result.stderr
+        assert len(errors) == 1 and "Traceback" not in result.stderr  # issue 22: one line, not two
         assert errors[0].startswith("train.py: push to tester/tiny failed: ") and "401 Unauthorized" in errors[0]
         assert result.stderr.count("unchanged") + result.stderr.count("intact") == 1  # said once
-        retry = errors[1].split("upload it with: ")[1]
+        retry = errors[0].split("upload it with: ")[1]
         assert retry == f"tinygpt push {out_dir} tester/tiny"
         load_pretrained(out_dir)
 

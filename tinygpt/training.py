@@ -195,8 +195,7 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
         trainer.train()
         if pusher is not None and pusher.failed:
             if is_main:
-                print(f"train.py: the model is trained but not on the Hub; upload it with: tinygpt push "
-                      f"{shlex.quote(str(trainer.out_dir))} {shlex.quote(pusher.repo_id)}", file=sys.stderr, flush=True)
+                print(pusher.failure_line(trainer.out_dir), file=sys.stderr, flush=True)
             return PUSH_FAILED
         return 0
     except (ValueError, OSError) as err:  # bad input, a failed save or a diverged run: one line, no traceback
