@@ -829,16 +829,28 @@ def test_the_engine_checks_the_size_for_a_fine_tune_and_for_the_train_tab(tmp_pa
         job.work(lambda event: None, threading.Event())
 
 
-def test_a_staging_folder_left_by_a_killed_overwrite_is_removed_and_said(tmp_path, capsys, trained, seed_checkpoint):
+def test_a_staging_folder_left_by_a_killed_overwrite_is_removed_and_said(tmp_path, capsys, trained, corpus,
+                                                                         seed_checkpoint):
     """A kill at the moment of an --overwrite swap left a hidden `.NAME.tmp-*` beside the folder: the next start
     (any of train.py's, convert-seed's) removes it and says so in one line."""
     folder = tmp_path / "run"
     shutil.copytree(trained, folder)
-    shutil.copytree(trained, tmp_path / ".run.tmp-k1ll3d")
+    trainer = trainer_for(["--data", corpus, "--out-dir", folder, *TINY, "--n-embd", 32, "--max-iters", 5,
+                           "--eval-interval", 5, "--overwrite"])
+    try:
+        trainer.evaluate(0)
+        for n in itertools.count():  # the first kill that leaves the new folder half-staged beside the old one
+            assert run_killed_at(n, lambda: trainer.save(0)) == KILLED
+            if hidden_siblings(folder):
+                break
+    finally:
+        trainer.close()
+    [leftover] = hidden_siblings(folder)
+    assert leftover.startswith(".run.tmp-")
     code, out, err = train(capsys, "--out-dir", folder, "--resume", "--max-iters", 21)
-    assert code == 0, err
+    assert code == 0 and "steps 20 -> 21" in out, err  # the old model, intact
     notes = [line for line in out.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: removed .run.tmp-k1ll3d beside {folder}: left by an --overwrite that was killed before "
+    assert notes == [f"note: removed {leftover} beside {folder}: left by an --overwrite that was killed before "
                      f"it finished cleaning up; {folder} itself is whole"]
     assert hidden_siblings(folder) == []
 
