@@ -124,8 +124,11 @@ class TrainingSettings:
     dtype: str = setting("fp32", "fp32, or bf16/fp16 autocast (mixed precision; fp16 needs a GPU) (default: "
                          "{default})", RUNTIME, choices=tuple(DTYPES))
     compile: bool = setting(False, "torch.compile the model (slow start, faster steps on GPU)", RUNTIME)
-    threads: int = setting(0, "CPU threads per process; 0 = torch's default (one per core). On a busy machine 1 is "
-                           "often much faster", RUNTIME, "non_negative")
+    # One thread: at these sizes a second gains nothing even on an idle machine, and on a busy one OpenMP's
+    # barriers make every step 10x slower (benchmarks/threads.py: the seed preset, 85 ms against 955 ms a step).
+    threads: int = setting(1, "CPU threads per process; 0 = torch's default (one per core). One is fastest for "
+                           "models of tinygpt's sizes, many times so on a busy machine; more can help a much bigger "
+                           "model on an idle one (default: {default})", RUNTIME, "non_negative")
     report_to: str | None = setting(
         None, "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
         "(comma-separated), all, or none (default: none); each needs its extra, e.g. "
