@@ -43,6 +43,7 @@ def test_plain_output_and_a_folder_that_loads_without_tinygpt(tmp_path, corpus):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no warnings, progress bars or advice in CI logs
     lines = result.stdout.splitlines()
+    assert lines.pop(0).startswith("train.py: starting")  # at once, before the imports (issue 22)
     assert lines[0].startswith("training 4,") and "1 process(es) x batch 4 x 8 characters per step" in lines[0]
     assert [line.split(":")[0] for line in lines[1:4]] == ["step 0", "step 10", "step 20"]
     assert all(", val " in line for line in lines[1:4]) and lines[4].startswith("done: step 20")
