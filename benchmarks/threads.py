@@ -72,7 +72,8 @@ def main() -> None:
                 sys.exit(out.stderr)
             results[(preset, threads)].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"load average after: {load()}")
-    print(f"{'preset':8} {'threads':>8} {'ms/step wall':>13} {'ms/step CPU':>12} {'eval s wall':>12} {'eval s CPU':>11}")
+    print(f"{'preset':8} {'threads':>8} {'ms/step wall':>13} {'ms/step CPU':>12} {'eval s wall':>12} "
+          f"{'eval s CPU':>11}")
     for (preset, threads), runs in results.items():
         def median(key):
             return statistics.median(r[key] for r in runs)
