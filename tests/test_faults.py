@@ -767,7 +767,8 @@ def test_the_demo_fine_tunes_the_bundled_model_when_started_from_another_directo
     work = tmp_path / "elsewhere"
     work.mkdir()
     server = AppServer(["--train-max-seconds", "60"], tmp_path / "server.log",
-                       env=app_env(TMPDIR=str(tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio")), timeout=180)
+                       env=app_env(TMPDIR=str(tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"), HF_HUB_OFFLINE="1"),
+                       timeout=180)
     server.cwd = work
     with server:
         client = Client(server.url, verbose=False)
