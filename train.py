@@ -9,7 +9,12 @@ import time
 
 START = time.perf_counter()  # before the heavy imports: reported times include start-up
 
+import os  # noqa: E402
 import sys  # noqa: E402
+
+if __name__ == "__main__" and os.environ.get("RANK", "0") == "0" and not {"-h", "--help"} & set(sys.argv[1:]):
+    # A first line at once, even when the output is piped: the imports below take seconds (more on a busy machine).
+    print("train.py: starting (loading PyTorch and transformers takes a few seconds)", flush=True)
 
 from tinygpt.training import main  # noqa: E402
 

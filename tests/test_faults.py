@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -29,6 +30,7 @@ from tinygpt.loading import load_pretrained
 from train_helpers import TINY, folder_digest, train, trainer_state, write_corpus
 
 KILLED, DONE, FAILED = 57, 58, 59
+SETTINGS = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, threads=1)  # TINY's
 # Everything a save does to the file system, besides writing bytes into its staging folder.
 FILE_OPERATIONS = [(os, "replace"), (os, "rename"), (os, "link"), (os, "unlink"), (os, "rmdir"), (os, "mkdir"),
                    (os, "chmod"), (os, "fsync"), (shutil, "rmtree"), (shutil, "copy2"), (checkpoint, "_exchange")]
@@ -552,3 +554,305 @@ def test_temperature_nan_is_refused_before_anything_is_printed(model_dir, capsys
     code = cli.main(["generate", str(model_dir), "--prompt", "Speak", "--temperature", "nan"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "temperature must be a finite number, got nan" in one_line(err)
+
+
+# ----------------------------------------------------------------------------------------------- issue 22: the edges
+
+
+def user_folder(path: Path) -> Path:
+    """A project folder of the user's: their own README.md and loss.png, notes, a config.json of something else."""
+    path.mkdir()
+    (path / "README.md").write_text("# my project\n")
+    (path / "loss.png").write_bytes(b"my own plot")
+    (path / "notes.txt").write_text("mine\n")
+    return path
+
+
+def test_a_folder_of_the_users_is_refused_naming_the_files_a_run_would_replace(tmp_path, capsys, corpus):
+    """`--out-dir .` in a project folder: was a card over the user's README.md and a plot over loss.png, exit 0."""
+    folder = user_folder(tmp_path / "project")
+    before = folder_digest(folder)
+    code, out, err = train(capsys, "--data", corpus, "--out-dir", folder, *TINY, "--max-iters", 2)
+    assert code == 2 and out == ""
+    assert f"--out-dir {folder} holds files of yours that the new model's files would replace (README.md, " \
+           "loss.png)" in one_line(err) and "--overwrite" in err
+    assert folder_digest(folder) == before
+
+    (folder / "README.md").unlink()
+    (folder / "loss.png").unlink()
+    (folder / "config.json").write_text('{"name": "my-app"}\n')  # not a model's: still the user's
+    code, _, err = train(capsys, "--data", corpus, "--out-dir", folder, *TINY, "--max-iters", 2)
+    assert code == 2 and "would replace (config.json)" in one_line(err) and "already holds a model" not in err
+
+    (folder / "config.json").unlink()
+    code, _, err = train(capsys, "--data", corpus, "--out-dir", folder, *TINY, "--max-iters", 2)
+    assert code == 0, err  # nothing of the user's in the way: the model goes beside their files
+    assert (folder / "notes.txt").read_text() == "mine\n" and trainer_state(folder)["global_step"] == 2
+    load_pretrained(folder)
+
+
+def test_overwrite_in_a_folder_of_the_users_replaces_the_named_files_in_place(tmp_path, capsys, corpus):
+    """With --overwrite the user's named files are replaced, file by file: the folder is not swapped for a copy
+    (a project folder keeps its identity, its other files and subfolders untouched)."""
+    folder = user_folder(tmp_path / "project")
+    (folder / "src").mkdir()
+    (folder / "src" / "main.py").write_text("print('hi')\n")
+    identity, notes = folder.stat().st_ino, (folder / "notes.txt").stat().st_ino
+    code, _, err = train(capsys, "--data", corpus, "--out-dir", folder, *TINY, "--max-iters", 2, "--overwrite")
+    assert code == 0, err
+    assert folder.stat().st_ino == identity and (folder / "notes.txt").stat().st_ino == notes
+    assert (folder / "src" / "main.py").read_text() == "print('hi')\n" and hidden_siblings(folder) == []
+    assert "library_name" in (folder / "README.md").read_text()
+
+
+def test_a_run_never_replaces_a_users_train_txt_with_its_text(tmp_path, capsys, corpus):
+    """train.txt is the run's file only for a text given in memory (the demo's): the user's own train.txt, the
+    --data of a run into the same folder, is theirs, and in the way of a run that would save its text there."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "train.txt").write_text(corpus.read_text())
+    code, _, err = train(capsys, "--data", folder / "train.txt", "--out-dir", folder, *TINY, "--max-iters", 2)
+    assert code == 0, err
+    assert (folder / "train.txt").read_text() == corpus.read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.txt").write_text("mine")
+    with pytest.raises(checkpoint.CheckpointError, match=r"would replace \(train.txt\)"):
+        training.Trainer(training.TrainingSettings(**SETTINGS), text=corpus.read_text(), out_dir=other)
+    assert (other / "train.txt").read_text() == "mine"
+
+
+def test_an_empty_out_dir_is_refused(tmp_path, capsys, corpus, monkeypatch, seed_checkpoint):
+    """`--out-dir ""` meant the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        training.main(["--data", str(corpus), "--out-dir", "", *TINY])
+    assert exit_info.value.code == 2
+    assert "argument --out-dir: '' is not a folder name" in one_line(capsys.readouterr().err)
+    _, path, text = seed_checkpoint
+    with pytest.raises(SystemExit):
+        cli.main(["convert-seed", str(path), "--data", str(text), "--out", ""])
+    assert "argument --out: '' is not a folder name" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "config.json").exists() and not (tmp_path / "trainer_state.json").exists()
+
+
+@pytest.fixture
+def seed_checkpoint(tmp_path, small_text):
+    from seed_gpt import build_seed_gpt
+
+    torch.manual_seed(5)
+    seed = build_seed_gpt(vocab=len(set(small_text)), embd=16, heads=2, layers=1, block=8)
+    path, text = tmp_path / "seed.pt", tmp_path / "input.txt"
+    torch.save(seed.state_dict(), path)
+    text.write_text(small_text, encoding="utf-8")
+    return seed, path, text
+
+
+@pytest.mark.parametrize("before", ["a trained model", "the user's files only"])
+def test_convert_seed_overwrite_keeps_the_users_files(tmp_path, capsys, trained, seed_checkpoint, before):
+    """convert-seed --overwrite replaced the whole folder: the user's notes beside a model went with it."""
+    _, path, text = seed_checkpoint
+    folder = tmp_path / "model"
+    if before == "a trained model":
+        shutil.copytree(trained, folder)
+        (folder / "notes.txt").write_text("mine\n")
+    else:
+        user_folder(folder)
+    capsys.readouterr()
+    assert cli.main(["convert-seed", str(path), "--data", str(text), "--out", str(folder), "--overwrite"]) == 0
+    names = {p.name for p in folder.iterdir()}
+    assert (folder / "notes.txt").read_text() == "mine\n"
+    if before == "a trained model":  # nothing of the old model stays: its card, state, plot, resume state
+        assert not names & {"README.md", "loss.png", "trainer_state.json", checkpoint.TRAINING_STATE_NAME}
+    else:  # the conversion writes no card or plot: the user's stay
+        assert (folder / "README.md").read_text() == "# my project\n" and (folder / "loss.png").exists()
+    load_pretrained(folder)
+
+
+def test_a_push_never_writes_into_the_folder_it_stages(tmp_path, trained, hub_server, monkeypatch):
+    """`tinygpt push` stages hard links to the folder's files; the card it writes must be a new file even where a
+    file of the folder lands under the card's name (readme.md on a case-insensitive disk, simulated here)."""
+    from tinygpt import hub
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    (folder / "README.md").write_text("# my own notes about this model\n")
+    (folder / "notes.txt").write_text("mine\n")
+    before = folder_digest(folder)
+    chosen = hub.select_files
+
+    def with_the_readme(model_dir, include_training_state=False):
+        files, left_out = chosen(model_dir, include_training_state)
+        return files + ["README.md"], left_out
+
+    monkeypatch.setattr(hub, "select_files", with_the_readme)
+    result = hub.push_model(folder, "me/tiny", token="hf_test", endpoint=hub_server.url)
+    assert result.changed and folder_digest(folder) == before
+    assert hub_server.read_file("me/tiny", "notes.txt") == b"mine\n"
+    assert b"library_name" in hub_server.read_file("me/tiny", "README.md")
+
+
+def run_train_from(cwd: Path, *args, **kwargs):
+    from train_helpers import run_train
+
+    cwd.mkdir(exist_ok=True)
+    return run_train(list(args), cwd=cwd, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_fine_tune_of_a_model_inside_the_project_runs_from_any_working_directory(tmp_path, corpus):
+    """--init-from /abs/path/inside/the/project was recorded relative to the project, then opened relative to the
+    working directory: "no such folder, and no such repo reachable on the Hub". Opened as given, recorded so that
+    the card's command runs from the project root, resumed from a third directory."""
+    from train_helpers import REPO
+
+    base = REPO / "checkpoints" / "tinyshakespeare"
+    out = tmp_path / "fine-tuned"
+    result = run_train_from(tmp_path / "elsewhere", "--data", corpus, "--out-dir", out, "--init-from", base,
+                            "--batch-size", 2, "--eval-iters", 1, "--max-iters", 2, "--eval-interval", 2,
+                            "--threads", 1)
+    assert result.returncode == 0, result.stderr
+    state = trainer_state(out)
+    assert state["training_args"]["init_from"] == "checkpoints/tinyshakespeare"
+    assert "--init-from checkpoints/tinyshakespeare" in state["command"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "base_model:" not in card  # a local folder is not a Hub model, whatever the working directory
+    result = run_train_from(tmp_path / "third", "--out-dir", out, "--resume", "--max-iters", 3)
+    assert result.returncode == 0 and "steps 2 -> 3" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_a_dataset_inside_the_project_resumes_from_any_working_directory(tmp_path):
+    """--dataset recorded relative to the project: a resumed run opens it from the project root."""
+    pytest.importorskip("datasets")
+    from train_helpers import REPO, TINY
+
+    out = tmp_path / "run"
+    dataset = REPO / "data" / "tinyshakespeare.txt"
+    result = run_train_from(tmp_path / "a", "--dataset", dataset, "--out-dir", out, *TINY, "--max-iters", 1,
+                            "--eval-interval", 1)
+    assert result.returncode == 0, result.stderr
+    assert trainer_state(out)["training_args"]["dataset"] == "data/tinyshakespeare.txt"
+    result = run_train_from(tmp_path / "b", "--out-dir", out, "--resume", "--max-iters", 2)
+    assert result.returncode == 0 and "steps 1 -> 2" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_fine_tunes_the_bundled_model_when_started_from_another_directory(tmp_path):
+    """`python path/to/app.py` (the bundled checkpoint, inside the project) from another working directory:
+    "fine-tune the model being served" failed to find the model it serves."""
+    from gradio_client import Client
+
+    from app_helpers import TINY_TEXT, AppServer, app_env
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    server = AppServer(["--train-max-seconds", "60"], tmp_path / "server.log",
+                       env=app_env(TMPDIR=str(tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"), HF_HUB_OFFLINE="1"),
+                       timeout=180)
+    server.cwd = work
+    with server:
+        client = Client(server.url, verbose=False)
+        job = client.submit(TINY_TEXT * 40, "", 60, 2, "served", api_name="/train")
+        job.result(timeout=240)
+        final = job.outputs()[-1]
+    assert final["status"] == "finished" and final["start_from"] == "served", (final, server.log())
+
+
+def test_impossible_sizes_are_refused_before_anything_is_allocated(tmp_path, capsys, corpus):
+    """--n-layer 10^9 grew memory until the machine gave out; --n-embd and --batch-size 10^9 ended in the
+    allocator's traceback. Each is one line naming the flag and the size that would fit, at once."""
+    import resource
+
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for flag in ("--n-embd", "--batch-size", "--block-size", "--eval-batch-size", "--n-layer"):
+        started = time.perf_counter()
+        code, out, err = train(capsys, "--data", corpus, "--out-dir", tmp_path / "out", *TINY, flag, 10**9)
+        assert code == 2 and out == "" and time.perf_counter() - started < 30
+        line = one_line(err)
+        assert line.startswith(f"train.py: error: {flag} 1000000000 does not fit in memory: the run needs about ")
+        fits = int(line.split(f"at most {flag} ")[1].split()[0])
+        assert 1 <= fits < 10**9
+        assert not (tmp_path / "out").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - grown < 200 * 1024  # kB: nothing was allocated
+
+
+def test_the_size_that_is_said_to_fit_fits_and_one_more_does_not(monkeypatch):
+    from tinygpt import memory
+    from tinygpt.settings import TrainingSettings
+
+    settings = TrainingSettings(n_layer=100)
+    budget = memory.training_bytes({k: getattr(settings, k) for k in (*memory.SIZE_FLAGS, "n_head")}, 1) // 10
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (budget, "available"))
+    with pytest.raises(memory.DoesNotFit, match=r"^--n-layer 100 does not fit in memory") as refused:
+        memory.check_fits(settings, torch.device("cpu"))
+    fits = int(str(refused.value).split("at most --n-layer ")[1].split()[0])
+    memory.check_fits(TrainingSettings(n_layer=fits), torch.device("cpu"))
+    with pytest.raises(memory.DoesNotFit):
+        memory.check_fits(TrainingSettings(n_layer=fits + 1), torch.device("cpu"))
+
+
+def test_the_engine_checks_the_size_for_a_fine_tune_and_for_the_train_tab(tmp_path, capsys, corpus, monkeypatch):
+    """--init-from: the base model's size (its config, before loading it); the demo's Train tab runs the same
+    engine check (its job turns the engine's line into the page's)."""
+    from tinygpt import memory
+    from train_helpers import REPO
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (1_000_000, "available"))
+    base = REPO / "checkpoints" / "tinyshakespeare"
+    code, _, err = train(capsys, "--data", corpus, "--out-dir", tmp_path / "ft", "--init-from", base, "--threads", 1)
+    assert code == 2 and "--init-from checkpoints/tinyshakespeare (110,145 parameters) does not fit in memory" \
+        in one_line(err) and "even with --batch-size 1; fine-tune a smaller model" in err
+
+    from tinygpt.demo_training import BadInput, TrainingJob, TrainingText
+
+    job = TrainingJob(TrainingText(corpus.read_text(), "words.txt"), (2, 4, 64, 32), 30, 0, tmp_path / "run" / "x")
+    with pytest.raises(BadInput, match="Cannot train on words.txt: --.* does not fit in memory"):
+        job.work(lambda event: None, threading.Event())
+
+
+def test_a_staging_folder_left_by_a_killed_overwrite_is_removed_and_said(tmp_path, capsys, trained, corpus,
+                                                                         seed_checkpoint):
+    """A kill at the moment of an --overwrite swap left a hidden `.NAME.tmp-*` beside the folder: the next start
+    (any of train.py's, convert-seed's) removes it and says so in one line."""
+    folder = tmp_path / "run"
+    shutil.copytree(trained, folder)
+    trainer = trainer_for(["--data", corpus, "--out-dir", folder, *TINY, "--n-embd", 32, "--max-iters", 5,
+                           "--eval-interval", 5, "--overwrite"])
+    try:
+        trainer.evaluate(0)
+        for n in itertools.count():  # the first kill that leaves the new folder half-staged beside the old one
+            assert run_killed_at(n, lambda: trainer.save(0)) == KILLED
+            if hidden_siblings(folder):
+                break
+    finally:
+        trainer.close()
+    [leftover] = hidden_siblings(folder)
+    assert leftover.startswith(".run.tmp-")
+    code, out, err = train(capsys, "--out-dir", folder, "--resume", "--max-iters", 21)
+    assert code == 0 and "steps 20 -> 21" in out, err  # the old model, intact
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: removed {leftover} beside {folder}: left by an --overwrite that was killed before "
+                     f"it finished cleaning up; {folder} itself is whole"]
+    assert hidden_siblings(folder) == []
+
+    _, path, text = seed_checkpoint
+    (tmp_path / ".model.tmp-x").mkdir()
+    capsys.readouterr()
+    assert cli.main(["convert-seed", str(path), "--data", str(text), "--out", str(tmp_path / "model")]) == 0
+    assert capsys.readouterr().out.startswith(f"note: removed .model.tmp-x beside {tmp_path / 'model'}")
+    assert hidden_siblings(tmp_path / "model") == []
+
+
+def test_a_seed_out_of_range_names_the_flag(tmp_path, capsys, corpus):
+    code, _, err = train(capsys, "--data", corpus, "--out-dir", tmp_path / "out", *TINY, "--seed", 10**30)
+    assert code == 2 and f"--seed must be between 0 and 4294967295 (2**32 - 1), got {10**30}" in one_line(err)
+    assert "Overflow" not in err and not (tmp_path / "out").exists()
+
+
+def test_an_impossible_push_to_hub_repo_id_is_refused_before_training(tmp_path, capsys, corpus):
+    """Was found after the whole training, and the retry command repeated the impossible id."""
+    code, out, err = train(capsys, "--data", corpus, "--out-dir", tmp_path / "out", *TINY, "--push-to-hub",
+                           "me/my model")
+    assert code == 2 and out == "" and not (tmp_path / "out").exists()
+    assert "--push-to-hub 'me/my model' is not a valid Hub repo id" in one_line(err) and "tinygpt push" not in err

@@ -38,6 +38,7 @@ def test_plain_output_and_a_folder_that_loads_without_tinygpt(tmp_path, corpus):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no warnings, progress bars or advice in CI logs
     lines = result.stdout.splitlines()
+    assert lines.pop(0).startswith("train.py: starting")  # at once, before the imports (issue 22)
     assert lines[0].startswith("training 4,") and "1 process(es) x batch 4 x 8 characters per step" in lines[0]
     assert [line.split(":")[0] for line in lines[1:4]] == ["step 0", "step 10", "step 20"]
     assert all(", val " in line for line in lines[1:4]) and lines[4].startswith("done: step 20")
@@ -167,10 +168,10 @@ def test_a_failed_push_keeps_the_model_says_so_once_prints_the_retry_and_exits_3
         assert result.returncode == 3, result.stderr
         assert "done: step 10" in result.stdout and trainer_state(out_dir)["global_step"] == 10
         errors = result.stderr.splitlines()
-        assert len(errors) == 2 and "Traceback" not in result.stderr
+        assert len(errors) == 1 and "Traceback" not in result.stderr  # issue 22: one line, not two
         assert errors[0].startswith("train.py: push to tester/tiny failed: ") and "401 Unauthorized" in errors[0]
         assert result.stderr.count("unchanged") + result.stderr.count("intact") == 1  # said once
-        retry = errors[1].split("upload it with: ")[1]
+        retry = errors[0].split("upload it with: ")[1]
         assert retry == f"tinygpt push {out_dir} tester/tiny"
         load_pretrained(out_dir)
 

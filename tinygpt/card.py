@@ -17,6 +17,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .common import code_fence, is_local_path
+from .paths import is_local_source  # a recorded path is relative to the project, whatever the working directory
 from .run_state import RunState, bits_per_character
 LOSS_PLOT_NAME = "loss.png"
 CARD_NAME = "README.md"
@@ -223,9 +224,9 @@ def build_model_card(
     if data_name:
         card_data.training_data = data_name  # free-form: a local text file is not a Hub dataset id
     args = state.get("training_args") or {}
-    if args.get("init_from") and not is_local_path(args["init_from"]):
+    if args.get("init_from") and not is_local_source(args["init_from"]):
         card_data.base_model = args["init_from"]  # the Hub links a fine-tune to the model it started from
-    if args.get("dataset") and not is_local_path(args["dataset"]):
+    if args.get("dataset") and not is_local_source(args["dataset"]):
         card_data.datasets = [args["dataset"]]
     if best is not None:
         card_data.val_loss = round(float(best), 4)  # a flat key that readers such as app.py use

@@ -33,10 +33,13 @@ from pathlib import Path
 
 import torch
 
+from .output_folder import files_in_the_way, in_the_way_message, is_tinygpt_config, leftovers_note
+
 TRAINING_STATE_NAME = "training_state.pt"
 STAGING_NAME = ".tmp-checkpoint"
 # Files that exist only to resume training: `tinygpt push` leaves them out unless asked.
-RESUME_FILES = (TRAINING_STATE_NAME, "train.txt")  # train.txt: a text given in memory (the demo's), kept for --data
+TEXT_NAME = "train.txt"  # a text given in memory (the demo's), kept for --data
+RESUME_FILES = (TRAINING_STATE_NAME, TEXT_NAME)
 # Moved into place last, in this order: config.json completes a loadable model only once its weights, code and
 # tokenizer are there, and the resume state follows the model it describes.
 LAST = ("config.json", "trainer_state.json", "loss.png", "README.md", TRAINING_STATE_NAME)
@@ -217,17 +220,36 @@ def replace_folder(out_dir: Path, write_files: Callable[[Path], None],
         pass
 
 
-def remove_leftovers(out_dir: Path) -> None:
+def remove_leftovers(out_dir: Path) -> tuple[list[str], str | None]:
     """Remove the hidden siblings `replace_folder` leaves when killed: a staged new folder that never took
     `out_dir`'s place, or the old folder it replaced; `out_dir` is the folder to keep. Where the system cannot
-    exchange two folders and the kill fell between the two renames, the old folder is put back first."""
+    exchange two folders and the kill fell between the two renames, the old folder is put back first.
+    Returns (the names removed, the name the old folder was put back from or None), for `leftovers_note`."""
     real = Path(os.path.realpath(out_dir))
     name = glob.escape(real.name)
     old = sorted(real.parent.glob(f".{name}.old-*"))
+    restored = None
     if old and not real.exists():
         os.rename(old[-1], real)
-    for leftover in [*real.parent.glob(f".{name}.tmp-*"), *real.parent.glob(f".{name}.old-*")]:
+        restored = old[-1].name
+    removed = []
+    for leftover in sorted([*real.parent.glob(f".{name}.tmp-*"), *real.parent.glob(f".{name}.old-*")]):
         shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(leftover.name)
+    return removed, restored
+
+
+def clean_leftovers(out_dir, say: Callable[[str], None] = print) -> str | None:
+    """`remove_leftovers` at a command's start, before anything else looks at the folder; `say` is given the line
+    that tells what it did. Returns that line, None if nothing was left (or nothing could be done: the command's
+    own checks of the folder then say why)."""
+    try:
+        note = leftovers_note(Path(out_dir), *remove_leftovers(Path(out_dir)))
+    except OSError:
+        return None
+    if note:
+        say(note)
+    return note
 
 
 def _link_copy(source: Path, target: Path) -> None:
@@ -343,12 +365,20 @@ def restore_rng(state: dict, device: torch.device, sampler: torch.Generator) -> 
 
 
 def holds_model(out_dir: Path) -> bool:
-    """Does the folder hold a model or a run's resume state (what --overwrite is needed to replace)?"""
-    return out_dir.is_dir() and any((out_dir / name).exists() for name in ("config.json", TRAINING_STATE_NAME))
+    """Does the folder hold a tinygpt model or a run's resume state (what --overwrite is needed to replace)? A
+    config.json of another kind of model or program is not one: it is a file of the user's (`output_folder`)."""
+    return out_dir.is_dir() and (is_tinygpt_config(out_dir / "config.json")
+                                 or (out_dir / TRAINING_STATE_NAME).exists())
 
 
-def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool) -> bool:
-    """Refuse to overwrite a model silently, and check the folder can be written before training starts.
+def run_file_names(writes_text: bool = False) -> list[str]:
+    """What a run writes into its output folder (train.txt only for a text given in memory)."""
+    return [name for name in OUTPUT_FILES if writes_text or name != TEXT_NAME]
+
+
+def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool, writes_text: bool = False) -> bool:
+    """Refuse to overwrite a model, or a file of the user's, silently, and check the folder can be written before
+    training starts. `writes_text`: the run saves its text (given in memory) as train.txt.
 
     Returns whether the folder was created here (so a run that fails to start can remove it again).
     """
@@ -356,7 +386,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
         raise CheckpointError(f"--out-dir {out_dir} is a file; give a folder (it will be created if missing)")
     if is_main:
         try:
-            remove_leftovers(out_dir)  # of an --overwrite save that was killed
+            remove_leftovers(out_dir)  # of an --overwrite save that was killed (train.py says so: clean_leftovers)
         except OSError as err:
             raise CheckpointError(f"--out-dir {out_dir} is not writable: {err.strerror or err}") from None
     has_run = holds_model(out_dir)
@@ -369,6 +399,10 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, is_main: bool)
         )
     if has_run and overwrite and not resume:
         check_swappable(out_dir)
+    if not has_run and not resume and not overwrite:
+        in_the_way = files_in_the_way(out_dir, run_file_names(writes_text))
+        if in_the_way:
+            raise CheckpointError(in_the_way_message("--out-dir", out_dir, in_the_way))
     if not is_main:
         return False
     created = not out_dir.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (
-    OUTPUT_FILES, TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error, replace_folder,
+    TRAINING_STATE_NAME, CheckpointError, capture_rng, carried_over, describe_save_error, holds_model, replace_folder,
     save_training_state, write_checkpoint,
 )
 from .run_data import TEXT_FILE_NAME
@@ -66,7 +66,7 @@ class Checkpointer:
                 self._write_files(trainer, staging, step, rng, on_checkpoint)
 
             try:
-                if self.replace_old_model and any((self.out_dir / name).exists() for name in OUTPUT_FILES):
+                if self.replace_old_model and holds_model(self.out_dir):  # else no model to swap: file by file
                     replace_folder(self.out_dir, write_files, carry=carried_over)
                 else:
                     write_checkpoint(self.out_dir, write_files, first=self.saved_step is None)

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, describe_write_error, replace_folder
+from .checkpoint import (
+    CheckpointError, carried_over, clean_leftovers, describe_write_error, holds_model, replace_folder,
+)
 from .common import one_line
 from .configuration_tinygpt import TinyGPTConfig
 from .corpus import CorpusError, check_text_file, read_corpus
+from .data import PREPARED_DIR
 from .modeling_tinygpt import TinyGPTForCausalLM
+from .output_folder import folder_name, is_tinygpt_trainer_state
 from .tokenization import char_tokenizer
 
 # Other names for the same modules, used by many readers' copies of the series (Karpathy's lecture code).
@@ -30,6 +34,9 @@ ALIASES = {
     "position_embedding_table.": "position_embedding.",
     "lm_head.": "head.",
 }
+# What a conversion writes: the model (save_pretrained) and its tokenizer.
+CONVERTED_FILES = ("config.json", "generation_config.json", "model.safetensors", "configuration_tinygpt.py",
+                   "modeling_tinygpt.py", "tokenization_tinygpt.py", "tokenizer.json", "tokenizer_config.json")
 # Prefixes added by wrappers rather than by the model: torch.compile and DistributedDataParallel.
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 
@@ -213,8 +220,9 @@ def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_emb
                  overwrite: bool = False):
     """Write a tinygpt folder (model + tokenizer) for a seed checkpoint and the corpus it was trained on.
 
-    A non-empty `out_dir` is refused unless `overwrite`; then the whole folder is replaced (`checkpoint.replace_folder`),
-    so nothing of the model that was there before (its card, trainer_state.json, resume state) survives.
+    A non-empty `out_dir` is refused unless `overwrite`; then the folder is replaced in one move
+    (`checkpoint.replace_folder`): nothing of the model that was there before (its card, trainer_state.json,
+    resume state) survives, and every other file in it (the user's own) is carried over (`kept_by_overwrite`).
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite, inputs=(state_dict_path, corpus_path))
@@ -242,7 +250,7 @@ def convert_seed(state_dict_path, corpus_path, out_dir, attn_scale: str = "n_emb
 
     existed = out_dir.is_dir() and any(out_dir.iterdir())
     try:
-        replace_folder(out_dir, write_files)
+        replace_folder(out_dir, write_files, carry=kept_by_overwrite(out_dir))
     except CheckpointError as err:  # a full disk, a read-only folder, ...: said in one line, nothing changed
         kept = "the old folder is intact" if existed else "nothing was written"
         raise CheckpointError.saying(f"could not write {out_dir} ({describe_write_error(err)}); {kept}", err) from err
@@ -273,19 +281,31 @@ def check_out_dir(out_dir: Path, overwrite: bool, inputs=()) -> None:
                                       "choose another folder")
 
 
+def kept_by_overwrite(out_dir: Path):
+    """What `--overwrite` carries over into the new folder: in a tinygpt model's folder, everything but that
+    model's files (a train.py run's, `checkpoint.carried_over`, and its prepared data); in any other folder,
+    everything but the files the conversion writes, which the user asked to replace."""
+    if holds_model(out_dir) or is_tinygpt_trainer_state(out_dir / "trainer_state.json"):
+        return lambda name: carried_over(name) and name != PREPARED_DIR
+    return lambda name: name not in CONVERTED_FILES
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("state_dict", metavar="STATE_DICT", help="file written by torch.save(model.state_dict(), ...)")
     parser.add_argument("--data", required=True, metavar="CORPUS", help="the text the model was trained on")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the tinygpt model into (new or empty)")
+    parser.add_argument("--out", required=True, metavar="DIR", type=folder_name,
+                        help="folder to write the tinygpt model into (new or empty)")
     parser.add_argument(
         "--attn-scale", default="n_embd", choices=("n_embd", "head_size"),
         help="the series divides attention scores by sqrt(n_embd) (default); copies that use k.shape[-1] need head_size",
     )
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a non-empty --out folder, all of it (nothing of the old model is kept)")
+                        help="replace a non-empty --out folder in one move: nothing of the model it held is kept, "
+                        "files of yours that the conversion does not write are")
 
 
 def run(args) -> int:
+    clean_leftovers(args.out)  # of a convert-seed --overwrite or train.py --overwrite that was killed: said
     model, tokenizer = convert_seed(args.state_dict, args.data, args.out, attn_scale=args.attn_scale,
                                     overwrite=args.overwrite)
     c = model.config

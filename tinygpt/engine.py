@@ -45,7 +45,8 @@ from .divergence import LossWatch
 from .generation import generation_kwargs
 from .lr_schedule import lr_scheduler
 from .memorising import OVERFITTING, overfitting_warning, repeats_warning
-from .paths import record_sources, recorded_path
+from .memory import check_fits, check_start_fits
+from .paths import record_sources, recorded_path, sources_to_open
 from .resume import ResumePoint, check_same_text, open_run, restore
 from .run_data import read_run_data
 from .run_state import RunState
@@ -79,7 +80,9 @@ class Trainer:
                                 "continues")
         if init_from is not None:
             settings = dataclasses.replace(settings, init_from=str(init_from))
-        settings = record_sources(settings)  # --init-from and --dataset as the reproduce command names them
+        saved = resume_from.state if resume_from is not None else None
+        self.sources = sources_to_open(settings, saved)  # --init-from, --dataset: opened as given (or as recorded)
+        settings = record_sources(settings, self.sources)  # ... and recorded as the reproduce command names them
         if settings.dataset and (text is not None or data_path is not None):
             raise TrainingError("give the text either with --data FILE or with --dataset NAME, not both")
         if sum(x is not None for x in (text, data_path, settings.dataset)) != 1:
@@ -98,6 +101,7 @@ class Trainer:
         device = resolve_device(s.device)
         if s.dtype == "fp16" and device.type == "cpu":
             raise TrainingError("--dtype fp16 needs a GPU (it relies on a gradient scaler); on CPU use bf16 or fp32")
+        check_start_fits(s, device, None if saved else self.sources.get("init_from"))  # before allocating
         from accelerate import Accelerator
 
         # --compile is applied here, not through Accelerator(dynamo_backend=): Accelerate keeps that choice in a
@@ -110,7 +114,7 @@ class Trainer:
             from .tracking import reporting_callbacks
 
             self.callbacks += reporting_callbacks(s.report_targets())
-        created = prepare_out_dir(self.out_dir, self.resumed, overwrite, self.is_main)
+        created = prepare_out_dir(self.out_dir, self.resumed, overwrite, self.is_main, writes_text=text is not None)
         try:
             self.setup(text, data_path, data_name, resume_from, data_changed, overwrite)
         except BaseException:
@@ -141,7 +145,7 @@ class Trainer:
         s = self.settings
         # Data: ids of the whole text, the seed's 90/10 split; the vocabulary is every character of the text.
         self.data = read_run_data(s, self.out_dir, self.run_name, self.accelerator, text=text, data_path=data_path,
-                                  data_name=data_name, base_chars=base_chars)
+                                  data_name=data_name, base_chars=base_chars, dataset=self.sources.get("dataset"))
         if saved is not None:
             self.data.info.update(check_same_text(self.data, saved, self.out_dir, data_changed))
         self.train_data, self.val_data, self.chars = self.data.train, self.data.val, self.data.chars
@@ -181,7 +185,7 @@ class Trainer:
             return None, ()
         from .finetune import load_base
 
-        base_model, base_chars = load_base(self.settings.init_from)
+        base_model, base_chars = load_base(self.sources["init_from"])
         self.settings = self.settings.with_model_dims(base_model.config)
         return base_model, base_chars
 
@@ -193,6 +197,7 @@ class Trainer:
 
         self.tokenizer = tokenizer_from_characters(self.chars)
         torch.manual_seed(self.settings.seed)  # the same initial weights in every process
+        check_fits(self.settings, self.device, len(self.chars), base=self.settings.init_from)  # before the model
         self.model = TinyGPTForCausalLM(self._model_config(base_model, saved))
         if base_model is not None:
             from .finetune import copy_base_weights

@@ -8,7 +8,7 @@ import torch
 
 from .common import CharStreamer, one_line
 from .device import DEVICE_CHOICES, resolve_device
-from .generation import generation_kwargs  # the parameters' checks, shared with the demo and the engine
+from .generation import MAX_SEED, generation_kwargs  # the parameters' checks, shared with the demo and the engine
 from .loading import load_pretrained
 
 
@@ -64,6 +64,8 @@ def run(args) -> int:
     kwargs = generation_kwargs(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:  # before torch's "Overflow when unpacking long"
+        raise ValueError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model, tokenizer = load_pretrained(args.model, revision=args.revision, device=device)

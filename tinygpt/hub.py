@@ -214,6 +214,9 @@ def push_model(
 
             export_folder(model_dir, staging / ONNX_FILE)
             files = [*files, ONNX_FILE]
+        # Staged files are hard links to the folder's: the card is a new file, never written through one (a
+        # readme.md of the user's is README.md on a case-insensitive disk).
+        (staging / CARD_NAME).unlink(missing_ok=True)
         card.save(staging / CARD_NAME)
         with hub_errors(f"uploading {model_dir} to {repo_id} (branch {branch})", api.endpoint, where):
             commit = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=branch,

@@ -39,10 +39,12 @@ class RunData:
 
 
 def read_run_data(settings: TrainingSettings, out_dir: Path, run_name: str, accelerator, *, text: str | None = None,
-                  data_path=None, data_name: str | None = None, base_chars=()) -> RunData:
+                  data_path=None, data_name: str | None = None, base_chars=(), dataset: str | None = None) -> RunData:
     """The text of `text=`, `data_path=` or the dataset setting, as ids; the vocabulary is every character of it,
-    after `base_chars` (a fine-tune's base vocabulary). Too short a text raises CorpusError (a ValueError) here."""
-    corpus = _read_corpus(settings, out_dir, accelerator, text, data_path, data_name, base_chars)
+    after `base_chars` (a fine-tune's base vocabulary). `dataset` is where the dataset setting is opened from (it is
+    recorded from the project root: `paths.sources_to_open`). Too short a text raises CorpusError (a ValueError)."""
+    corpus = _read_corpus(settings, out_dir, accelerator, text, data_path, data_name, base_chars,
+                          dataset or settings.dataset)
     train, val = corpus.split()
     check_split_lengths(train, val, settings.block_size, corpus.path)
     repeats = val_repeats_train(train, val, settings.block_size)
@@ -61,7 +63,7 @@ def read_run_data(settings: TrainingSettings, out_dir: Path, run_name: str, acce
                    Path(data_path).resolve() if data_path is not None else None, repeats)
 
 
-def _read_corpus(settings, out_dir, accelerator, text, data_path, data_name, base_chars):
+def _read_corpus(settings, out_dir, accelerator, text, data_path, data_name, base_chars, dataset):
     """The text as ids: in memory, or memory-mapped from an id file prepared once beside the run (a dataset, or a
     --data file of MEMMAP_MIN_BYTES or more); the main process prepares it, the others then reuse it."""
     if text is not None:
@@ -71,7 +73,7 @@ def _read_corpus(settings, out_dir, accelerator, text, data_path, data_name, bas
         from .datasets_source import dataset_corpus
 
         with accelerator.main_process_first():
-            return dataset_corpus(settings.dataset, settings.dataset_config, settings.dataset_split or "train",
+            return dataset_corpus(dataset, settings.dataset_config, settings.dataset_split or "train",
                                   settings.text_column or "text", folder, base_chars)
     path = Path(data_path)
     if path.is_file() and path.stat().st_size >= data_module.MEMMAP_MIN_BYTES:

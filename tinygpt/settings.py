@@ -30,6 +30,7 @@ CHECKS = {  # name -> (is the value fine, what it must be)
     "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "license_id": (lambda v: LICENSE_ID.fullmatch(v) is not None, "must be a Hub licence id such as mit, apache-2.0, "
                    "cc-by-4.0, other or unknown (lower case; https://huggingface.co/docs/hub/repositories-licenses)"),
+    "seed": (lambda v: 0 <= v < 2**32, "must be between 0 and 4294967295 (2**32 - 1)"),  # what every RNG takes
 }
 
 
@@ -153,14 +154,17 @@ class TrainingSettings:
                         "last = the latest step; best = the evaluation with the lowest val loss (trainer_state.json's "
                         "best_step). --resume always continues from the latest step (default: {default})", EVAL,
                         choices=("last", "best"))
-    seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME)
+    seed: int = setting(1337, "seed for the initial weights and the batches (default: {default})", RUNTIME, "seed")
     device: str = setting("auto", "auto = cuda, else mps, else cpu (default: {default})", RUNTIME,
                           choices=DEVICE_CHOICES)
     dtype: str = setting("fp32", "fp32, or bf16/fp16 autocast (mixed precision; fp16 needs a GPU) (default: "
                          "{default})", RUNTIME, choices=tuple(DTYPES))
     compile: bool = setting(False, "torch.compile the model (slow start, faster steps on GPU)", RUNTIME)
-    threads: int = setting(0, "CPU threads per process; 0 = torch's default (one per core). On a busy machine 1 is "
-                           "often much faster", RUNTIME, "non_negative")
+    # One thread: at these sizes a second gains nothing even on an idle machine, and on a busy one OpenMP's
+    # barriers make every step 10x slower (benchmarks/threads.py: the seed preset, 85 ms against 955 ms a step).
+    threads: int = setting(1, "CPU threads per process; 0 = torch's default (one per core). One is fastest for "
+                           "models of tinygpt's sizes, many times so on a busy machine; more can help a much bigger "
+                           "model on an idle one (default: {default})", RUNTIME, "non_negative")
     report_to: str | None = setting(
         None, "also log losses, learning rate, samples and settings to: tensorboard, trackio, several "
         "(comma-separated), all, or none (default: none); each needs its extra, e.g. "

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from .checkpoint import TRAINING_STATE_NAME
+from .checkpoint import TRAINING_STATE_NAME, clean_leftovers
 from .common import OneLineArgumentParser, one_line, quiet_libraries
 from .engine import Trainer
+from .output_folder import folder_name
 from .publish import HubPusher, ModelCardWriter
 from .settings import DATA, MODEL_DIMS, TrainingDiverged, TrainingError, TrainingSettings, flag_groups, setting
 from .trainer_callback import TrainerCallback
@@ -42,7 +43,8 @@ class RunOptions:
     data: str | None = setting(None, f"UTF-8 text file to train on (default: {DEFAULT_DATA}); one of 1 GiB or more "
                                "is prepared once into a memory-mapped id file in the output folder", DATA,
                                metavar="FILE")
-    out_dir: str = setting(DEFAULT_OUT_DIR, "output folder (default: {default})", DATA, metavar="DIR")
+    out_dir: str = setting(DEFAULT_OUT_DIR, "output folder (default: {default}); files of yours in it are never "
+                           "replaced without --overwrite", DATA, metavar="DIR", parse=folder_name)
     resume: bool = setting(False, "continue the run saved in --out-dir, with its settings", DATA)
     overwrite: bool = setting(False, "replace a model already in --out-dir (the old one stays until the new run's "
                               "first checkpoint takes its place in one move)", DATA)
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
     console = Console(signals)
     try:
         quiet_libraries()
+        if is_main:  # what a killed --overwrite left beside the folder: removed, and said
+            clean_leftovers(given.get("out_dir", DEFAULT_OUT_DIR), say=lambda line: print(line, flush=True))
         pusher = HubPusher(given["push_to_hub"], given.get("push_every_eval", False)) if "push_to_hub" in given \
             else None
         trainer, damage = setup(given, start_time, [console, ModelCardWriter(given.get("push_to_hub"))]
@@ -214,8 +218,7 @@ def main(argv: list[str] | None = None, start_time: float | None = None) -> int:
         trainer.train()
         if pusher is not None and pusher.failed:
             if is_main:
-                print(f"train.py: the model is trained but not on the Hub; upload it with: tinygpt push "
-                      f"{shlex.quote(str(trainer.out_dir))} {shlex.quote(pusher.repo_id)}", file=sys.stderr, flush=True)
+                print(pusher.failure_line(trainer.out_dir), file=sys.stderr, flush=True)
             return PUSH_FAILED
         return 0
     except (ValueError, OSError) as err:  # bad input, a failed save or a diverged run: one line, no traceback
