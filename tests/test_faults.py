@@ -804,9 +804,12 @@ def test_the_engine_checks_the_size_for_a_fine_tune_and_for_the_train_tab(tmp_pa
     assert code == 2 and "--init-from checkpoints/tinyshakespeare (110,145 parameters) does not fit in memory" \
         in one_line(err) and "even with --batch-size 1; fine-tune a smaller model" in err
 
-    from tinygpt.demo_training import BadInput, TrainingJob, TrainingText
+    from tinygpt.demo import BadInput
+    from tinygpt.train_tab.job import Job
+    from tinygpt.train_tab.request import RunRequest, check_text
 
-    job = TrainingJob(TrainingText(corpus.read_text(), "words.txt"), (2, 4, 64, 32), 30, 0, tmp_path / "run" / "x")
+    text = check_text(corpus.read_text(), "words.txt", block_size=32)
+    job = Job(RunRequest(text, (2, 4, 64, 32), 30), tmp_path / "run" / "x")
     with pytest.raises(BadInput, match="Cannot train on words.txt: --.* does not fit in memory"):
         job.work(lambda event: None, threading.Event())
 
