@@ -49,6 +49,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
+from tinygpt.browser_generate import BrowserGenerate
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, ModelError, TinyGPTDemo, load_model
 from tinygpt.demo_training import (
     DEFAULT_SIZE, MODEL_SIZES, SCRATCH, SERVED, SIZE_HELP, TRAIN_CONCURRENCY, TRAIN_MAX_BYTES, TRAIN_MAX_SECONDS,
@@ -140,7 +141,7 @@ CSS = """
 """
 
 
-def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
+def build_demo(served: TinyGPTDemo, trainings: Trainings, browser: BrowserGenerate | None = None) -> gr.Blocks:
     vocab = set(served.stoi)
     examples = [e for e in EXAMPLES if set(e[0]) <= vocab]
     sessions = trainings.sessions
@@ -190,18 +191,23 @@ def build_demo(served: TinyGPTDemo, trainings: Trainings) -> gr.Blocks:
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                        if browser is not None:  # your browser or the server (tinygpt/browser_generate.py)
+                            browser.switch()
                     with gr.Column(scale=2):
                         max_new_tokens = gr.Slider(
                             1, MAX_NEW_TOKENS, value=300, step=1, precision=0,
-                            label=f"Max new characters (server cap {MAX_NEW_TOKENS})",
+                            label=f"Max new characters (server cap {MAX_NEW_TOKENS})", elem_id="max-new-tokens",
                         )
-                        temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)")
+                        temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)",
+                                                elem_id="temperature")
                         top_k = gr.Slider(
-                            0, served.facts["vocab_size"], value=0, step=1, precision=0, label="Top-k (0 = off)"
+                            0, served.facts["vocab_size"], value=0, step=1, precision=0, label="Top-k (0 = off)",
+                            elem_id="top-k",
                         )
-                        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
+                        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
                         with gr.Row():
-                            seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3)
+                            seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3,
+                                             elem_id="seed")
                             dice = gr.Button("Random seed", scale=1, size="sm")
                         gr.Markdown(GENERATE_HELP)
                 if examples:
@@ -394,13 +400,15 @@ def main(argv=None) -> int:
     trainings = Trainings(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
                           hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
                           concurrency=args.train_concurrency, served=ServedModel.of(loaded))
-    demo = build_demo(served, trainings)
+    browser = BrowserGenerate(loaded, root=HERE)  # Generate in the visitor's browser, where it can
+    demo = build_demo(served, trainings, browser)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:
         demo.launch(
             server_name=args.host, server_port=args.port, share=args.share or None, theme=gr.themes.Soft(), css=CSS,
             max_file_size=2 * TRAIN_MAX_BYTES,  # much bigger uploads are refused before they are even stored
             quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
+            app_kwargs={"routes": browser.routes()},  # the browser's runtime, model and scripts: /tinygpt-web/...
         )
         print(f"* Running on local URL:  {demo.local_url}", flush=True)
         print(f"* Running on public URL: {demo.share_url}" if demo.share_url else

@@ -1,0 +1,116 @@
+// The visitor's browser writes here: a module worker that loads onnxruntime-web and the model's ONNX export, then
+// runs the decoding loop off the page's thread (the page stays smooth while it writes).
+//
+// Messages in:  {type: "load", manifest}                     (the demo's /tinygpt-web/manifest.json, URLs absolute)
+//               {type: "generate", id, ids, maxNew, temperature, topK, topP, seed}
+//               {type: "stop", id}
+// Messages out: {type: "ready", loadMs, threads, backend}  |  {type: "failed", message}
+//               {type: "chars", id, ids}   (new ids, batched: at most one message per ~30 ms)
+//               {type: "done", id, count, ms, stopped}  |  {type: "error", id, message}
+
+import { Decoder, windowShapes } from "./decoder.js";
+import { chooser } from "./sampling.js";
+
+const POST_EVERY_MS = 30; // the page redraws at most this often; a fast model's characters go out together
+const YIELD_EVERY_MS = 20; // let a Stop message in at least this often (the loop otherwise never yields)
+
+let decoder = null;
+let latest = null; // the id of the newest request: an older one still running ends at its next yield
+const stopped = new Set(); // ids whose Stop arrived
+let line = Promise.resolve(); // generations run one after another on the one session
+
+// A macrotask boundary that is not clamped like setTimeout(0): a MessageChannel round trip.
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()();
+const yieldToEvents = () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(null); });
+
+async function load(manifest) {
+  const started = performance.now();
+  const ort = await import(manifest.runtime.module);
+  ort.env.wasm.wasmPaths = manifest.runtime.wasm_paths; // an absolute URL: the worker's own origin serves them
+  ort.env.wasm.numThreads = manifest.threads ?? 1;
+  ort.env.logLevel = "error";
+  const response = await fetch(manifest.model.url);
+  if (!response.ok) throw new Error(`${manifest.model.url}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  const session = await ort.InferenceSession.create(bytes, options);
+  // Past block_size every step has the same shapes: a second session with those fixed lets onnxruntime fold the
+  // graph's shape arithmetic away (see windowShapes). The cache phase keeps the general one.
+  const fixed = windowShapes(session, manifest.config.block_size);
+  const windowSession = fixed ? await ort.InferenceSession.create(bytes, { ...options, freeDimensionOverrides: fixed }) : session;
+  decoder = new Decoder(ort, session, manifest.config, windowSession);
+  await decoder.prime();
+  return { loadMs: performance.now() - started, threads: ort.env.wasm.numThreads, backend: "wasm" };
+}
+
+async function generate({ id, ids, maxNew, temperature, topK, topP, seed }) {
+  const cancelled = () => id !== latest || stopped.has(id);
+  const choose = chooser({ temperature, topK, topP, seed });
+  const started = performance.now();
+  let pending = [];
+  let lastPost = started;
+  let lastYield = started;
+  let count = 0;
+  for await (const next of decoder.generate(ids, maxNew, choose)) {
+    pending.push(next);
+    count++;
+    const now = performance.now();
+    if (now - lastPost >= POST_EVERY_MS || count === 1) {
+      postMessage({ type: "chars", id, ids: pending });
+      pending = [];
+      lastPost = now;
+    }
+    if (now - lastYield >= YIELD_EVERY_MS) {
+      await yieldToEvents();
+      lastYield = performance.now();
+      if (cancelled()) break;
+    }
+  }
+  if (pending.length) postMessage({ type: "chars", id, ids: pending });
+  postMessage({ type: "done", id, count, ms: performance.now() - started, stopped: cancelled() });
+  stopped.delete(id);
+}
+
+// WebAssembly starts in V8's baseline compiler and is recompiled, optimised, only once a function has run a while:
+// a first generation of a few hundred characters would run at a third of the speed. So, once loaded, the worker
+// writes a few hundred throwaway characters on its own (the sliding window's step, which is most of any text),
+// until WARM_UP_MS have passed or a real request comes in; nothing of it reaches the page.
+const WARM_UP_STEPS = 400;
+const WARM_UP_MS = 4000;
+
+async function warmUp() {
+  const started = performance.now();
+  const ids = Array.from({ length: decoder.block + 1 }, (_, i) => i % decoder.vocab);
+  let steps = 0;
+  let lastYield = started;
+  for await (const _ of decoder.generate(ids, WARM_UP_STEPS, (logits) => steps++ % logits.length)) {
+    const now = performance.now();
+    if (now - lastYield >= YIELD_EVERY_MS) {
+      await yieldToEvents();
+      lastYield = performance.now();
+      if (latest !== null || now - started > WARM_UP_MS) break;
+    }
+  }
+  return { steps, ms: performance.now() - started };
+}
+
+onmessage = async ({ data }) => {
+  if (data.type === "load") {
+    try {
+      postMessage({ type: "ready", ...(await load(data.manifest)) });
+    } catch (err) {
+      postMessage({ type: "failed", message: String(err?.message ?? err) });
+      return;
+    }
+    line = line.then(warmUp).then((warm) => postMessage({ type: "warm", ...warm }));
+  } else if (data.type === "generate") {
+    latest = data.id; // a new request replaces the one under way, which ends at its next yield
+    line = line.then(() => (latest === data.id ? generate(data) : undefined)).catch((err) => {
+      postMessage({ type: "error", id: data.id, message: String(err?.message ?? err) });
+    });
+  } else if (data.type === "stop") {
+    stopped.add(data.id);
+  }
+};
