@@ -12,8 +12,9 @@ all greedy (temperature 0) from "ROMEO:\\n":
   while the model loads, Generate clicked by the page itself the moment the browser is ready; split into
   navigation -> ready (runtime, model and session loaded) and click -> first character;
 * characters per second in the browser (onnxruntime-web, WebAssembly, 1 thread): `--tokens` new characters after
-  the worker's warm-up, `--runs` times; wall time as the worker measures it, and per CPU-second of all Chromium
-  processes (what the visitor's machine spends);
+  the worker's warm-up, `--runs` times; wall time as the worker measures it, per CPU-second of all Chromium
+  processes (what the visitor's machine spends), and per CPU-second of the worker thread alone (the decoding loop;
+  /proc's per-thread times: what an idle core would give);
 * the server's per-request rate: /generate through gradio's queue (tests/app_helpers.py: stream_generate), the
   same request, `--runs` times, request to last character; and per CPU-second of the server process;
 * PyTorch eager: `model.generate` in this process, 1 thread, the same request (wall and process CPU time);
@@ -68,6 +69,32 @@ def cpu_seconds(processes) -> float:
         except psutil.Error:
             pass
     return total
+
+
+def worker_threads():
+    """Chromium's dedicated-worker threads (Linux /proc): the thread that runs worker.js's decoding loop."""
+    found = []
+    for process in chromium_processes():
+        for task in Path(f"/proc/{process.pid}/task").glob("*"):
+            try:
+                if (task / "comm").read_text().startswith("DedicatedWorker"):
+                    found.append(task)
+            except OSError:
+                pass
+    return found
+
+
+def thread_cpu_seconds(tasks) -> float:
+    """utime + stime of these threads, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for task in tasks:
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
 
 
 def chromium_processes():
@@ -154,23 +181,25 @@ def browser(server, executable: str | None, tokens: int, runs: int) -> dict:
                 "click_to_first_char_ms": timings["firstCharAt"] - page.evaluate("window.__clickedAt"),
                 "page_load_to_first_char_ms": timings["firstCharAt"],
                 "session_load_ms": timings["loadMs"],
+                "warm_up_ms": timings["warmUp"]["ms"], "warm_up_steps": timings["warmUp"]["steps"],
                 "cold_generation_chars_per_s": 1000 * cold["count"] / cold["ms"],
             }
-            page.wait_for_function("tinygptBrowser.timings.warmUp", timeout=60_000)  # the worker's warm-up is over
-            processes = chromium_processes()
-            walls, cpus = [], []
+            processes, workers = chromium_processes(), worker_threads()
+            walls, cpus, worker_cpus = [], [], []
             for _ in range(runs):
                 page.evaluate("tinygptBrowser.last = null")
-                cpu = cpu_seconds(processes)
+                cpu, worker_cpu = cpu_seconds(processes), thread_cpu_seconds(workers)
                 page.click("#generate-btn")
                 page.wait_for_function("tinygptBrowser.last", timeout=300_000)
                 cpus.append(cpu_seconds(processes) - cpu)
+                worker_cpus.append(thread_cpu_seconds(workers) - worker_cpu)
                 last = page.evaluate("tinygptBrowser.last")
                 assert last["count"] == tokens, last
                 walls.append(last["ms"] / 1000)
             text = page.input_value("#output textarea")
             return {"chars_per_s": tokens / statistics.median(walls), "chars_per_cpu_s": tokens / statistics.median(cpus),
-                    "first": first, "warm_up": timings.get("warmUp"), "manifest": manifest, "text": text,
+                    "chars_per_worker_cpu_s": tokens / statistics.median(worker_cpus) if workers else None,
+                    "worker_threads": len(workers), "first": first, "warm_up": timings.get("warmUp"), "manifest": manifest, "text": text,
                     "user_agent": page.evaluate("navigator.userAgent")}
         finally:
             chromium.close()
@@ -219,13 +248,17 @@ def main(argv=None) -> int:
           f"{manifest_s:.1f} s")
     first = b["first"]
     print(f"page load -> first character in the browser: {first['page_load_to_first_char_ms']:.0f} ms "
-          f"(navigation -> ready {first['navigation_to_ready_ms']:.0f} ms, of which session load "
-          f"{first['session_load_ms']:.0f} ms; click -> first character {first['click_to_first_char_ms']:.0f} ms); "
+          f"(navigation -> ready {first['navigation_to_ready_ms']:.0f} ms, of which runtime + model + sessions "
+          f"{first['session_load_ms']:.0f} ms and warm-up {first['warm_up_ms']:.0f} ms ({first['warm_up_steps']} steps); "
+          f"click -> first character {first['click_to_first_char_ms']:.0f} ms); "
           f"that first generation {first['cold_generation_chars_per_s']:.0f} chars/s")
     print(f"{'':<28}{'chars/s':>10}{'chars/CPU-s':>13}{'vs server':>11}{'vs eager':>10}")
     for name, row in (("browser (WASM, 1 thread)", b), ("server, one request", s), ("PyTorch eager, 1 thread", e)):
         print(f"{name:<28}{row['chars_per_s']:>10.0f}{row['chars_per_cpu_s']:>13.0f}"
               f"{row['chars_per_s'] / s['chars_per_s']:>10.2f}x{row['chars_per_s'] / e['chars_per_s']:>9.2f}x")
+    if b["chars_per_worker_cpu_s"]:
+        print(f"browser, the worker thread alone: {b['chars_per_worker_cpu_s']:.0f} chars per CPU-second "
+              f"({b['worker_threads']} DedicatedWorker thread(s))")
     print(f"browser greedy text == server's: {results['browser_equals_server']}; server's == PyTorch's: "
           f"{results['server_equals_pytorch']}")
     if args.json:

@@ -79,7 +79,8 @@ class BrowserGenerate {
         threads: m.threads,
       });
       this.timings.readyAt = performance.now();
-      this.timings.loadMs = ready.loadMs;
+      this.timings.loadMs = ready.loadMs; // runtime, model and sessions; then the warm-up (see worker.js)
+      this.timings.warmUp = ready.warmUp;
       this.state = "ready";
       this.loaded = `the model's ONNX export (${(m.model.bytes / 1e6).toFixed(2)} MB) on ${m.runtime.package} ` +
         `${m.runtime.version}, WebAssembly, ${ready.threads} thread${ready.threads === 1 ? "" : "s"}`;
@@ -132,7 +133,8 @@ class BrowserGenerate {
       this.stop();
       this.say(`The server writes the text (your browser could: ${this.loaded}).`);
     } else {
-      this.say(`Your browser writes the text: ${this.loaded}, loaded in ${(this.timings.loadMs / 1000).toFixed(1)} s.`);
+      const seconds = (this.timings.loadMs + (this.timings.warmUp?.ms ?? 0)) / 1000;
+      this.say(`Your browser writes the text: ${this.loaded}, ready in ${seconds.toFixed(1)} s.`);
     }
   }
 
@@ -201,10 +203,6 @@ class BrowserGenerate {
   }
 
   onWorkerMessage(message) {
-    if (message.type === "warm") { // the worker's warm-up is over (see worker.js)
-      this.timings.warmUp = { steps: message.steps, ms: message.ms };
-      return;
-    }
     const job = this.job;
     if (!job || message.id !== job.id) return; // a stopped or replaced generation's last words
     if (message.type === "chars") {

@@ -4,7 +4,7 @@
 // Messages in:  {type: "load", manifest}                     (the demo's /tinygpt-web/manifest.json, URLs absolute)
 //               {type: "generate", id, ids, maxNew, temperature, topK, topP, seed}
 //               {type: "stop", id}
-// Messages out: {type: "ready", loadMs, threads, backend}  |  {type: "failed", message}
+// Messages out: {type: "ready", loadMs, threads, backend, warmUp: {steps, ms}}  |  {type: "failed", message}
 //               {type: "chars", id, ids}   (new ids, batched: at most one message per ~30 ms)
 //               {type: "done", id, count, ms, stopped}  |  {type: "error", id, message}
 
@@ -74,24 +74,18 @@ async function generate({ id, ids, maxNew, temperature, topK, topP, seed }) {
 }
 
 // WebAssembly starts in V8's baseline compiler and is recompiled, optimised, only once a function has run a while:
-// a first generation of a few hundred characters would run at a third of the speed. So, once loaded, the worker
-// writes a few hundred throwaway characters on its own (the sliding window's step, which is most of any text),
-// until WARM_UP_MS have passed or a real request comes in; nothing of it reaches the page.
-const WARM_UP_STEPS = 400;
-const WARM_UP_MS = 4000;
+// cold, a step of the sliding window takes ten times as long as warm. So before it says it is ready the worker writes
+// a few hundred throwaway characters (the window's step: most of any text) for at most WARM_UP_MS; until then the
+// server writes for the visitor, and afterwards the browser's first text comes at full speed.
+const WARM_UP_STEPS = 300;
+const WARM_UP_MS = 3000;
 
 async function warmUp() {
   const started = performance.now();
   const ids = Array.from({ length: decoder.block + 1 }, (_, i) => i % decoder.vocab);
   let steps = 0;
-  let lastYield = started;
   for await (const _ of decoder.generate(ids, WARM_UP_STEPS, (logits) => steps++ % logits.length)) {
-    const now = performance.now();
-    if (now - lastYield >= YIELD_EVERY_MS) {
-      await yieldToEvents();
-      lastYield = performance.now();
-      if (latest !== null || now - started > WARM_UP_MS) break;
-    }
+    if (performance.now() - started > WARM_UP_MS) break;
   }
   return { steps, ms: performance.now() - started };
 }
@@ -99,12 +93,11 @@ async function warmUp() {
 onmessage = async ({ data }) => {
   if (data.type === "load") {
     try {
-      postMessage({ type: "ready", ...(await load(data.manifest)) });
+      const loaded = await load(data.manifest);
+      postMessage({ type: "ready", ...loaded, warmUp: await warmUp() });
     } catch (err) {
       postMessage({ type: "failed", message: String(err?.message ?? err) });
-      return;
     }
-    line = line.then(warmUp).then((warm) => postMessage({ type: "warm", ...warm }));
   } else if (data.type === "generate") {
     latest = data.id; // a new request replaces the one under way, which ends at its next yield
     line = line.then(() => (latest === data.id ? generate(data) : undefined)).catch((err) => {
