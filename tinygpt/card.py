@@ -50,7 +50,26 @@ tokenizer (`tokenizer.json`) has one token per character, ids = the training tex
 only the {{ vocab_size }} characters of its training text: any other character is an error that names it.
 
 Or with the tinygpt command line: `tinygpt generate {{ repo_id }}{% if revision %} --revision {{ revision }}{% endif %} --prompt "{{ prompt_example }}"`.
+{% if onnx_snippet %}
+## Run it without PyTorch (ONNX)
 
+`onnx/model.onnx` is this model as an ONNX decoder with its key/value cache, in the layout of Optimum and
+transformers.js: inputs `input_ids`, `attention_mask`, `position_ids` and `past_key_values.{i}.key` /
+`.value` (`[batch, {{ n_head }}, past length, {{ head_dim }}]`, length 0 at the start), outputs `logits` and
+`present.{i}.key` / `.value`. The model has {{ block_size }} learned positions: while the text fits, each step runs
+only the new character against the cache; past {{ block_size }}, the window slides, so each step runs the last
+{{ block_size }} characters again, at positions 0 to {{ block_size - 1 }}, with an empty cache (the series'
+`idx[:, -block_size:]`). This loop's greedy text is PyTorch's `generate(do_sample=False)`:
+
+```python
+{{ onnx_snippet }}
+```
+
+In a browser, the same file runs on [onnxruntime-web](https://www.npmjs.com/package/onnxruntime-web) (WASM) with the
+same inputs and loop (`ort.InferenceSession.create(url)`, `new ort.Tensor("int64", BigInt64Array.from(...), [1, n])`,
+empty past tensors of shape `[1, {{ n_head }}, 0, {{ head_dim }}]`); the characters are `tokenizer.json`'s
+`model.vocab`. tinygpt's demo runs Generate in the visitor's browser this way.
+{% endif %}
 ## Model
 
 | | |
@@ -113,6 +132,45 @@ def load_snippet(repo_id: str, revision: str | None = None) -> str:
     )
 
 
+def onnx_snippet(repo_id: str, revision: str | None = None, prompt: str = "") -> str:
+    """Python that downloads the repo's ONNX export and writes greedily with onnxruntime alone (no torch, no
+    transformers): the decoding loop of tinygpt.onnx_runtime, unrolled. A local folder is used as it is."""
+    if is_local_path(repo_id):
+        hub_import, fetch = "", f"folder = {json.dumps(repo_id)}"
+    else:
+        extra = f", revision={json.dumps(revision)}" if revision else ""
+        hub_import = "from huggingface_hub import snapshot_download\n"
+        fetch = f"folder = snapshot_download({json.dumps(repo_id)}{extra}, allow_patterns=[\"*.json\", \"onnx/*\"])"
+    return f"""# pip install onnxruntime tokenizers huggingface_hub
+import json
+
+import numpy as np
+import onnxruntime as ort
+{hub_import}from tokenizers import Tokenizer
+
+{fetch}
+config = json.load(open(f"{{folder}}/config.json"))
+session = ort.InferenceSession(f"{{folder}}/onnx/model.onnx")
+tokenizer = Tokenizer.from_file(f"{{folder}}/tokenizer.json")
+block_size, n_head = config["block_size"], config["n_head"]
+names = [f"past_key_values.{{i}}.{{kv}}" for i in range(config["n_layer"]) for kv in ("key", "value")]
+empty = {{name: np.zeros((1, n_head, 0, config["n_embd"] // n_head), np.float32) for name in names}}
+
+ids = tokenizer.encode({json.dumps(prompt)}).ids or [0]  # an empty prompt starts from id 0
+past = empty
+for _ in range(200):
+    window = ids[-block_size:]
+    # within block_size the cache is valid: run only the characters it has not seen; past it, the window
+    # slides and every character moves to a new position: run the whole window again with an empty cache
+    start = past[names[0]].shape[2] if len(ids) <= block_size else 0
+    feed = {{"input_ids": np.array([window[start:]], np.int64), "attention_mask": np.ones((1, len(window)), np.int64),
+            "position_ids": np.arange(start, len(window), dtype=np.int64)[None], **(past if start else empty)}}
+    logits, *present = session.run(None, feed)
+    past = dict(zip(names, present))
+    ids.append(int(logits[0, -1].argmax()))  # greedy; sample from softmax(logits / temperature) for variety
+print(tokenizer.decode(ids))"""
+
+
 def build_model_card(
     model_dir: str | Path,
     repo_id: str | None = None,
@@ -120,8 +178,11 @@ def build_model_card(
     command: str | None = None,
     license: str | None = None,
     revision: str | None = None,
+    onnx: bool = False,
 ) -> ModelCard:
     """A card for the model in `model_dir`, from its config.json, trainer_state.json (if any) and loss.png.
+
+    `onnx`: the repo has the ONNX export (`onnx/model.onnx`), and the card says how to run it.
 
     `repo_id` (and `revision`, a Hub branch) is what the load snippet shows (default: the folder's path). Left
     out, `sample` (generated text) is the last evaluation's in trainer_state.json, `command` (what reproduces
@@ -177,6 +238,8 @@ def build_model_card(
         repo_id=shown_id,
         revision=revision,
         load_snippet=load_snippet(shown_id, revision),
+        onnx_snippet=onnx_snippet(shown_id, revision, _prompt_example(model_dir, sample, data_name)) if onnx else None,
+        head_dim=config.get("n_embd", 0) // max(1, config.get("n_head", 1)),
         prompt_example=_prompt_example(model_dir, sample, data_name),
         n_params=f"{state.get('n_params') or _count_parameters(config):,}",
         n_layer=config.get("n_layer"),

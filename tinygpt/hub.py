@@ -40,6 +40,8 @@ TRAINING_STATE_PATTERNS = (
     "training_state*", "optimizer*", "scheduler*", "rng_state*",
     "train.txt",  # the text a demo run was given (kept locally for the reproduce command; it may be private)
 )
+# Where a repo keeps its ONNX export (Optimum's and transformers.js's layout), see tinygpt.onnx_export.
+ONNX_FOLDER = "onnx/"
 # Never pushed: hidden files and folders (.git, .cache/huggingface, editor files) and Python caches.
 SKIPPED_PATTERNS = (".*", "__pycache__", "*.pyc", "*.tmp", "*.lock")
 # What a folder needs so that a repo made from it loads with transformers alone.
@@ -147,10 +149,15 @@ def push_model(
     commit_message: str | None = None,
     include_training_state: bool = False,
     *,
+    onnx: bool = False,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> PushResult:
     """Upload the loadable part of a tinygpt folder, with a refreshed model card, as one commit.
+
+    An ONNX export travels under `onnx/` (see `plan_onnx`): the folder's own `onnx/model.onnx` when it was
+    exported from these weights, or, with `onnx=True`, a fresh one made in the staging folder. A repo whose
+    `onnx/` no longer matches the weights being pushed loses it in the same commit.
 
     The repo is created if it does not exist (`private` applies then); an existing repo gets a new commit (none
     when nothing changed). `revision` is a branch, created from main if missing. Training state (see
@@ -166,10 +173,12 @@ def push_model(
     check_repo_id(repo_id)
     check_branch_name(revision)
     files, left_out = select_files(model_dir, include_training_state)
+    onnx_plan = plan_onnx(model_dir, files, onnx)  # before any request: a stale export or a missing extra
+    files = onnx_plan.files
     branch = revision or "main"
     card_revision = None if branch == "main" else branch
     # Built before any request, so a folder the card cannot describe fails before a repo is created.
-    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
+    card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed)
     message = commit_message or default_commit_message(model_dir)
     api = _api(token, endpoint)
     where = f"the local folder {model_dir} is unchanged"
@@ -182,23 +191,104 @@ def push_model(
                          "(change its visibility in the repo's settings on the Hub)")
         if branch != "main":
             api.create_branch(repo_url.repo_id, branch=branch, exist_ok=True)
-        head = api.model_info(repo_url.repo_id, revision=branch).sha
+        info = api.model_info(repo_url.repo_id, revision=branch, files_metadata=True)
+        head = info.sha
+    delete = stale_remote_onnx(info, model_dir) if not onnx_plan.pushed else None
+    if delete:
+        notes.append(f"removed onnx/ from {repo_url.repo_id}: it was exported from the weights this push replaces "
+                     "(push with --onnx to add a fresh export)")
     if repo_url.repo_id != repo_id:  # "name" became "user/name": the card's snippet must say so
         repo_id = repo_url.repo_id
-        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision)
+        card = build_model_card(model_dir, repo_id=repo_id, revision=card_revision, onnx=onnx_plan.pushed)
 
     with tempfile.TemporaryDirectory(prefix="tinygpt-push-") as staging:
         staging = Path(staging)
         for name in files:
             _stage(model_dir / name, staging / name)
+        if onnx_plan.export:  # exported from the folder's weights into the upload; the folder is not touched
+            from .onnx_export import ONNX_FILE, export_folder
+
+            export_folder(model_dir, staging / ONNX_FILE)
+            files = [*files, ONNX_FILE]
         card.save(staging / CARD_NAME)
         with hub_errors(f"uploading {model_dir} to {repo_id} (branch {branch})", api.endpoint, where):
             commit = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=branch,
-                                       commit_message=message, repo_type="model")
+                                       commit_message=message, repo_type="model", delete_patterns=delete)
     return PushResult(
         repo_id=repo_id, url=str(repo_url).rstrip("/"), revision=branch, commit=commit.oid,
-        changed=commit.oid != head, files=sorted({*files, CARD_NAME}), left_out=left_out, warnings=notes,
+        changed=commit.oid != head, files=sorted({*files, CARD_NAME}), left_out=left_out,
+        warnings=onnx_plan.warnings + notes,
     )
+
+
+@dataclass
+class OnnxPlan:
+    files: list[str]  # the files to push from the folder (its onnx/ left out when it is stale and replaced)
+    export: bool  # export into the upload
+    pushed: bool  # the upload has onnx/model.onnx (the folder's or a fresh export)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_onnx(model_dir: Path, files: list[str], export: bool) -> OnnxPlan:
+    """What a push does with ONNX. The folder's `onnx/` goes up as it is when its model.onnx was exported from
+    the folder's weights (the export records their hash); a stale one is refused, or replaced in the upload with
+    `export` (--onnx), which also exports a folder that has none. Checked before any Hub request."""
+    ours = [name for name in files if name.startswith(ONNX_FOLDER)]
+    has_export = f"{ONNX_FOLDER}model.onnx" in ours
+    if not has_export and not export:
+        return OnnxPlan(files, export=False, pushed=False)
+    if export:
+        from .onnx_export import check_exportable
+
+        check_exportable(model_dir)  # the onnx extra is installed, the model can be traced
+    from .onnx_export import is_current_export
+
+    try:
+        current = is_current_export(model_dir)
+    except ImportError:  # the onnx package is missing: the folder's export cannot be read
+        current = None
+    if has_export and current:
+        return OnnxPlan(files, export=False, pushed=True)
+    if has_export and current is None:
+        return OnnxPlan(files, export=False, pushed=True, warnings=[
+            f"{model_dir / ONNX_FOLDER}model.onnx is pushed unchecked: reading which weights it was exported from "
+            'needs the onnx package (pip install "tinygpt[onnx]")'])
+    if has_export and not export:
+        raise ValueError(
+            f"{model_dir / ONNX_FOLDER}model.onnx was exported from other weights than "
+            f"{model_dir / 'model.safetensors'}: export it again (tinygpt export onnx {model_dir} --overwrite) or push "
+            "with --onnx, which exports into the upload and leaves the folder as it is"
+        )
+    return OnnxPlan([name for name in files if name not in ours], export=True, pushed=True)
+
+
+def stale_remote_onnx(info, model_dir: Path) -> list[str] | None:
+    """`delete_patterns` for a push without an ONNX export: the repo's `onnx/` when the weights being pushed are
+    not the ones it has (so not the ones its export was made from). None when there is nothing to remove."""
+    siblings = {s.rfilename: s for s in info.siblings or []}
+    if not any(name.startswith(ONNX_FOLDER) for name in siblings):
+        return None
+    remote = siblings.get("model.safetensors")
+    if remote is not None and _same_file(remote, model_dir / "model.safetensors"):
+        return None
+    return [f"{ONNX_FOLDER}*"]
+
+
+def _same_file(sibling, path: Path) -> bool:
+    """Whether a repo file (model_info with files_metadata) has `path`'s content: its LFS sha256, or its git blob id."""
+    import hashlib
+
+    lfs = getattr(sibling, "lfs", None)
+    if lfs:
+        digest = hashlib.sha256()
+    elif getattr(sibling, "blob_id", None):
+        digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)  # git's blob id: a header, then the content
+    else:
+        return False  # unknown: treat the weights as new
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == (lfs.sha256 if lfs else sibling.blob_id)
 
 
 def check_shareable_folder(model_dir: Path) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 import time
 import warnings
@@ -59,11 +58,18 @@ class OnnxUnavailableError(ValueError):
 
 def require_onnx(*modules: str) -> None:
     """One clear line naming what is missing, before any work is done."""
-    import importlib.util
+    import importlib
 
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
-        raise OnnxUnavailableError(f"ONNX export needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}")
+        verb = "is" if len(missing) == 1 else "are"
+        raise OnnxUnavailableError(
+            f"ONNX export needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
 
 
 def input_names(n_layer: int) -> list[str]:
@@ -125,6 +131,10 @@ def export_decoder(model, path: str | Path) -> Path:
             optimize=True, verbose=False,
         )
     _name_dimensions(program.model, n_layer)
+    for node in program.model.graph.all_nodes():
+        # the exporter records each node's Python stack trace and FX node: a third of the file, and the paths of
+        # this machine's files in a file that gets published
+        node.metadata_props.clear()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(path)  # one file; weights go to external data only past protobuf's 2 GB
@@ -157,7 +167,7 @@ def _name_dimensions(model_ir, n_layer: int) -> None:
         rename(value, [batch, new, value.shape[2]] if value.name == "logits"
                else [batch, value.shape[1], total, value.shape[3]])
     # intermediate values: the same symbols, renamed where they are plain (expressions keep the exporter's names)
-    for node in graph.all_nodes() if hasattr(graph, "all_nodes") else graph:
+    for node in graph.all_nodes():
         for value in node.outputs:
             if value.shape is not None and value not in graph.outputs:
                 value.shape = Shape([names.get(d.value, d.value) if not isinstance(d, int) and d.value in names
@@ -209,7 +219,7 @@ def _write_metadata(onnx_path: Path, metadata: dict[str, str]) -> None:
     onnx.save(model, str(onnx_path))
 
 
-def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE) -> float:
+def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE, name: str | None = None) -> float:
     """onnxruntime's logits against PyTorch's on a prefill then a step with the cache, batch 2; returns the largest
     difference, raises if it is over `tolerance` (an export that computes something else is never kept)."""
     from .onnx_runtime import OnnxDecoder
@@ -227,7 +237,7 @@ def check_against_pytorch(model, onnx_path: Path, tolerance: float = TOLERANCE) 
 
     worst = max(float(np.abs(logits - expected[:, :prompt]).max()), float(np.abs(step - expected[:, prompt:]).max()))
     if not worst <= tolerance:  # (also catches NaN)
-        raise ValueError(f"{onnx_path}: onnxruntime's logits differ from PyTorch's by {worst:.2e} (more than "
+        raise ValueError(f"{name or onnx_path}: onnxruntime's logits differ from PyTorch's by {worst:.2e} (more than "
                          f"{tolerance:g}); the export was not kept")
     return worst
 
@@ -270,35 +280,60 @@ def export_onnx(name_or_path: str, out_dir: str | Path | None = None, overwrite:
         if not same and out_dir.is_dir() and any(out_dir.iterdir()):
             raise ValueError(f"--out {out_dir}: the folder is not empty; give a new or empty folder, or pass "
                              "--overwrite to write into it")
-    model, _ = load_pretrained(str(model_dir))  # the same checks as every other command (weights, tokenizer)
-    partial = target.with_name(target.name + ".partial")
+    created = out_dir if not out_dir.exists() else target.parent if not target.parent.exists() else None
     try:
-        export_decoder(model, partial)
-        _write_metadata(partial, {WEIGHTS_SHA256_KEY: weights_sha256(model_dir),
-                                  BLOCK_SIZE_KEY: str(model.config.block_size)})
-        diff = check_against_pytorch(model, partial)
-        if not same:
-            for name in ROOT_FILES:
-                if (model_dir / name).is_file():
-                    shutil.copyfile(model_dir / name, out_dir / name)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+        diff = export_folder(model_dir, target)
+    except BaseException:  # a failed export leaves no folder behind that it made (export_folder removed its file)
+        if created is not None and not any(p.is_file() for p in created.rglob("*")):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if not same:
+        for name in ROOT_FILES:
+            if (model_dir / name).is_file():
+                shutil.copyfile(model_dir / name, out_dir / name)
     return ExportResult(out_dir=out_dir, onnx_path=target, size_bytes=target.stat().st_size,
                         seconds=time.perf_counter() - start, max_abs_diff=diff)
 
 
+def export_folder(model_dir: Path, target: Path) -> float:
+    """The model in `model_dir` as `target` (an .onnx path), recording the weights' hash, checked against PyTorch;
+    returns onnxruntime's largest difference from PyTorch. Written under a temporary name, renamed when checked."""
+    model, _ = load_pretrained(str(model_dir))  # the same checks as every other command (weights, tokenizer)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        export_decoder(model, partial)
+        _write_metadata(partial, {WEIGHTS_SHA256_KEY: weights_sha256(Path(model_dir)),
+                                  BLOCK_SIZE_KEY: str(model.config.block_size)})
+        diff = check_against_pytorch(model, partial, name=str(target))
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return diff
+
+
+def check_exportable(model_dir: Path) -> None:
+    """What `export_folder` would refuse, found without exporting (`tinygpt push --onnx` asks before any request)."""
+    require_onnx("onnxscript", "onnx", "onnxruntime")
+    block_size = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("block_size", 0)
+    if block_size < MIN_BLOCK_SIZE:
+        raise ValueError(f"ONNX export needs block_size >= {MIN_BLOCK_SIZE}; {model_dir} has {block_size}")
+
+
 def is_current_export(model_dir: Path) -> bool | None:
-    """Whether `model_dir/onnx/model.onnx` was exported from `model_dir/model.safetensors` (None: no export)."""
+    """Whether `model_dir/onnx/model.onnx` was exported from `model_dir/model.safetensors` (None: no export).
+    Raises ImportError where the onnx package, which reads the file's metadata, is missing."""
     path = Path(model_dir) / ONNX_FILE
     if not path.is_file():
         return None
+    import onnx  # noqa: F401 (missing: the caller says the export could not be checked)
+
     try:
         recorded = read_metadata(path).get(WEIGHTS_SHA256_KEY)
-    except Exception:  # noqa: BLE001 (onnx missing, or not an ONNX file: not a current export either way)
+    except Exception:  # noqa: BLE001 (not an ONNX file, or a truncated one: not a current export either way)
         return False
     return recorded == weights_sha256(Path(model_dir))
 
 
-__all__ = ["ExportResult", "KVCacheDecoder", "export_decoder", "export_onnx", "is_current_export",
+__all__ = ["ExportResult", "KVCacheDecoder", "check_exportable", "export_decoder", "export_folder", "export_onnx",
+           "is_current_export",
            "OnnxUnavailableError", "ONNX_FILE"]

@@ -16,6 +16,10 @@ def add_arguments(parser) -> None:
                         help="push to this branch (created from main if missing) instead of main")
     parser.add_argument("--commit-message", metavar="M", default=None,
                         help="commit title (default: the training step and val loss)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="add an ONNX export under onnx/ (the folder's own, if it was exported from these weights, "
+                        "else a fresh one made for the upload), and say in the card how to run it; needs the onnx "
+                        "extra. Without it, a current DIR/onnx/ is pushed too")
     parser.add_argument("--include-training-state", action="store_true",
                         help="also push the resume state (*.pt, *.pth, *.bin, *.pkl, optimizer...), left out by default")
     parser.epilog = ("The folder is not modified: README.md is regenerated as the model card for the upload (keeping "
@@ -26,7 +30,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     quiet_hub_logging()
     result = push_model(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
-                        commit_message=args.commit_message, include_training_state=args.include_training_state)
+                        commit_message=args.commit_message, include_training_state=args.include_training_state,
+                        onnx=args.onnx)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
     if result.changed:
