@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from app_helpers import REPO, make_model_dir
-from tinygpt import browser_files
+from tinygpt import browser_files, browser_generate
 from tinygpt.browser_files import RUNTIME_DIR, RUNTIME_FILES, find_runtime, space_files
 from tinygpt.browser_generate import BrowserGenerate, exported_from, find_or_make_export, sha256_of
 from tinygpt.demo import load_model
@@ -53,43 +53,46 @@ def test_an_export_of_other_weights_is_never_served(tmp_path, monkeypatch):
     (model / "onnx").mkdir()
     shutil.copyfile(BUNDLED / "onnx" / "model.onnx", model / "onnx" / "model.onnx")
     assert not exported_from(model / "onnx" / "model.onnx", sha256_of(model / "model.safetensors"))
-
-    from tinygpt import onnx_export
-
-    def unavailable(*args, **kwargs):
-        raise onnx_export.OnnxUnavailableError("ONNX export needs onnxscript, which is not installed")
-
-    monkeypatch.setattr(onnx_export, "export_onnx", unavailable)
+    monkeypatch.setattr(browser_generate, "missing_exporter", lambda: "onnxscript")
     export, reason = find_or_make_export(str(model), tmp_path / "cache")
     assert export is None
-    assert "the model's ONNX export is from older weights" in reason and "tinygpt export onnx MODEL" in reason
+    assert reason.startswith("the model's ONNX export is from older weights and this server cannot make one "
+                             "(onnxscript is not installed): run `tinygpt export onnx MODEL`")
 
 
 def test_a_model_without_an_export_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     """Not into the user's folder (a run never writes where it was not asked to): into the cache, under the
-    weights' sha256, where the next start finds it."""
+    weights' sha256, by `tinygpt export onnx` in a process of its own; the next start finds it there."""
     model = make_model_dir(tmp_path / "model")
     sha = sha256_of(model / "model.safetensors")
     calls = []
 
-    def export_onnx(source, out_dir, overwrite=False):  # what tinygpt.onnx_export writes, without the 10 s export
-        calls.append((source, Path(out_dir), overwrite))
+    def export(source, out_dir):  # what the subprocess writes, without the seconds of tracing
+        calls.append((source, Path(out_dir)))
         path = Path(out_dir) / "onnx" / "model.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"\x08\x0a" + b"tinygpt.weights_sha256" + sha.encode())
-        return type("Result", (), {"onnx_path": path, "seconds": 4.2})()
+        return 4.2, ""
 
-    from tinygpt import onnx_export
-
-    monkeypatch.setattr(onnx_export, "export_onnx", export_onnx)
-    export, reason = find_or_make_export(str(model), tmp_path / "cache")
-    assert reason == "" and calls == [(str(model), tmp_path / "cache" / sha[:16], True)]
-    assert export.path == tmp_path / "cache" / sha[:16] / "onnx" / "model.onnx"
-    assert export.origin == "exported by this server in 4 s"
+    monkeypatch.setattr(browser_generate, "export_in_subprocess", export)
+    export_, reason = find_or_make_export(str(model), tmp_path / "cache")
+    assert reason == "" and calls == [(str(model), tmp_path / "cache" / sha[:16])]
+    assert export_.path == tmp_path / "cache" / sha[:16] / "onnx" / "model.onnx"
+    assert export_.origin == "exported by this server in 4 s"
     assert not (model / "onnx").exists()
 
     again, _ = find_or_make_export(str(model), tmp_path / "cache")
-    assert again.path == export.path and again.origin == "exported by this server (cached)" and len(calls) == 1
+    assert again.path == export_.path and again.origin == "exported by this server (cached)" and len(calls) == 1
+
+
+@pytest.mark.slow
+def test_a_models_first_export_runs_in_a_process_of_its_own(tmp_path):
+    """The real thing, as a user's own model meets it on the first visit: `tinygpt export onnx` in a subprocess
+    (tracing in the server's process would hold the GIL against every stream), the export found afterwards."""
+    model = make_model_dir(tmp_path / "model", block_size=16)
+    export, reason = find_or_make_export(str(model), tmp_path / "cache")
+    assert reason == "" and export.origin.startswith("exported by this server in ")
+    assert export.path.parent.parent.parent == tmp_path / "cache"
 
 
 # ----------------------------------------------------------------------------------------------- the runtime

@@ -14,8 +14,9 @@ can write and where everything is:
   to the same place in a Space). Never a CDN: without it the server writes, and the page says why.
 - the model: the ONNX export of the served model (`tinygpt export onnx`, tinygpt.onnx_export): the model's own
   `onnx/model.onnx` when it was exported from these very weights (the sha256 of model.safetensors it records), else
-  one exported on the first request into a cache folder (`$XDG_CACHE_HOME/tinygpt/onnx/`, default ~/.cache), when
-  the `onnx` extra is installed; without either the server writes.
+  one exported on the first request into a cache folder (`$XDG_CACHE_HOME/tinygpt/onnx/`, default ~/.cache), by
+  `tinygpt export onnx` in a process of its own, when the `onnx` extra is installed; without either the server
+  writes.
 - the tokenizer: the model's `tokenizer.json`, whose `model.vocab` is the whole character tokenizer.
 
 Only the served model writes in the browser. A model trained in the Train tab belongs to one session on the server
@@ -29,7 +30,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +58,7 @@ REVALIDATE = {"Cache-Control": "no-cache"}  # the page's own scripts: checked ag
 ONNX_FILE = "onnx/model.onnx"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256_KEY = b"tinygpt.weights_sha256"  # what `tinygpt export onnx` records in the file's metadata
+EXPORT_TIMEOUT = 600  # seconds: a tiny model exports in 5 to 30, a busy machine's bigger model takes longer
 
 
 # ---------------------------------------------------------------------------------------------- the export
@@ -117,22 +123,51 @@ def find_or_make_export(source: str, cache_dir: Path) -> tuple[Export | None, st
     cached = cache_dir / sha[:16]
     if (cached / ONNX_FILE).is_file() and exported_from(cached / ONNX_FILE, sha):
         return Export(cached / ONNX_FILE, sha, "exported by this server (cached)"), ""
-    from .onnx_export import OnnxUnavailableError, export_onnx
-
-    try:
-        # torch.onnx's exporter runs on onnxscript. Imported by name here so that a Space's requirements.txt, which
-        # `tinygpt space` makes from the package's imports, carries it: a Space can then make its own export.
-        import onnxscript  # noqa: F401
-
-        result = export_onnx(source, cached, overwrite=True)
-    except (OnnxUnavailableError, ImportError):
+    missing = missing_exporter()
+    if missing:
         hint = "is from older weights" if stale else "is missing"
-        return None, (f"the model's ONNX export {hint} and this server cannot make one: run `tinygpt export onnx "
-                      "MODEL`, or install the onnx extra (pip install \"tinygpt[onnx]\") where app.py runs")
-    except Exception as err:  # the exporter refused the model, or failed: say so, keep serving
-        logger.warning("tinygpt: exporting %s to ONNX for the browser failed: %s", source, one_line(err))
-        return None, f"exporting the model to ONNX failed ({one_line(err)})"
-    return Export(result.onnx_path, sha, f"exported by this server in {result.seconds:.0f} s"), ""
+        return None, (f"the model's ONNX export {hint} and this server cannot make one ({missing} is not installed): "
+                      "run `tinygpt export onnx MODEL`, or install the onnx extra (pip install \"tinygpt[onnx]\") "
+                      "where app.py runs")
+    seconds, problem = export_in_subprocess(source, cached)
+    if problem or not (cached / ONNX_FILE).is_file() or not exported_from(cached / ONNX_FILE, sha):
+        logger.warning("tinygpt: exporting %s to ONNX for the browser failed: %s", source, problem)
+        return None, f"exporting the model to ONNX failed ({problem or 'no export was written'})"
+    return Export(cached / ONNX_FILE, sha, f"exported by this server in {seconds:.0f} s"), ""
+
+
+def missing_exporter() -> str:
+    """The first package `tinygpt export onnx` needs that is not installed, or "".
+
+    Imported by name (not only looked up): `tinygpt space` writes a Space's requirements.txt from the package's
+    imports, and torch.onnx's exporter runs on onnxscript without tinygpt naming it anywhere else."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        return err.name or "a package of the onnx extra"
+    return ""
+
+
+def export_in_subprocess(source: str, out_dir: Path) -> tuple[float, str]:
+    """`tinygpt export onnx SOURCE --out OUT_DIR --overwrite` in a process of its own, at a lower CPU priority:
+    tracing the model is seconds of Python that, in the server's process, would hold the GIL against every
+    visitor's stream. Returns (seconds, "") or (seconds, its error in one line)."""
+    command = [sys.executable, "-m", "tinygpt.cli", "export", "onnx", source, "--out", str(out_dir), "--overwrite"]
+    if shutil.which("nice"):
+        command = ["nice", "-n", "10", *command]
+    started = time.perf_counter()
+    try:  # from the folder that holds this tinygpt package, so that the same package exports
+        run = subprocess.run(command, cwd=WEB_DIR.parent.parent, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=EXPORT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return time.perf_counter() - started, one_line(err)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        return seconds, one_line(lines[-1] if lines else f"exit status {run.returncode}")
+    return seconds, ""
 
 
 # ------------------------------------------------------------------------------------------------- the page
@@ -197,7 +232,7 @@ class BrowserGenerate:
         """The export the page loads (found or made on first use, then remembered), or (None, why not)."""
         with self._lock:
             if self._export is None:
-                self._export = _in_background(find_or_make_export, self.source, self.cache_dir)
+                self._export = find_or_make_export(self.source, self.cache_dir)
             return self._export
 
     def manifest(self) -> dict:
@@ -259,27 +294,6 @@ class BrowserGenerate:
         if export is None or key != export.key or name not in ("model.onnx", "tokenizer.json"):
             raise HTTPException(404)
         return _file(export.path if name == "model.onnx" else self.tokenizer, IMMUTABLE)
-
-
-def _in_background(work, *args):
-    """work(*args), in a thread of its own at a lower CPU priority where the system allows it (Linux: each thread
-    has its own nice value): an export takes seconds of CPU, and the visitors being served, and trainings, come
-    first."""
-    result = []
-
-    def run():
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (AttributeError, OSError):  # not Linux, or not allowed: the same work at the same priority
-            pass
-        result.append(work(*args))
-
-    thread = threading.Thread(target=run, name="tinygpt-onnx-export", daemon=True)
-    thread.start()
-    thread.join()
-    if not result:  # the work raised (it reports its own failures as results; this is a bug)
-        return None, "preparing the model for the browser failed (see the server's log)"
-    return result[0]
 
 
 def _file(path: Path, headers: dict) -> FileResponse:
