@@ -28,6 +28,7 @@ every browser but not the server's.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -58,6 +59,7 @@ REVALIDATE = {"Cache-Control": "no-cache"}  # the page's own scripts: checked ag
 ONNX_FILE = "onnx/model.onnx"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256_KEY = b"tinygpt.weights_sha256"  # what `tinygpt export onnx` records in the file's metadata
+EXPORTER_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the onnx extra: tracing, the graph, the check
 EXPORT_TIMEOUT = 600  # seconds: a tiny model exports in 5 to 30, a busy machine's bigger model takes longer
 
 
@@ -137,16 +139,11 @@ def find_or_make_export(source: str, cache_dir: Path) -> tuple[Export | None, st
 
 
 def missing_exporter() -> str:
-    """The first package `tinygpt export onnx` needs that is not installed, or "".
-
-    Imported by name (not only looked up): `tinygpt space` writes a Space's requirements.txt from the package's
-    imports, and torch.onnx's exporter runs on onnxscript without tinygpt naming it anywhere else."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as err:
-        return err.name or "a package of the onnx extra"
+    """The first package `tinygpt export onnx` needs that is not installed, or "". Looked up, not imported: the
+    export runs in another process, and importing them here would hold the GIL against the streams being served."""
+    for name in EXPORTER_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            return name
     return ""
 
 

@@ -56,7 +56,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # What app.py and the engine need on a Space, first in requirements.txt (pinned to the versions installed here,
 # which the tests ran), followed by anything else they import.
 SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
-                      "gradio", "matplotlib", "tqdm")
+                      "gradio", "matplotlib", "tqdm",
+                      # the Space's own ONNX export for its visitors' browsers (tinygpt.browser_generate), when the
+                      # model repo has none: torch.onnx's exporter runs on onnxscript, which no file imports by name
+                      "onnxscript")
 # Extras a Space needs: gradio's OAuth ("Sign in with Hugging Face", so a visitor pushes their trained model with
 # their own token). The Space's README asks the Hub for it (`hf_oauth`, with the write-repos scope).
 SPACE_EXTRAS = {"gradio": ["oauth"]}
