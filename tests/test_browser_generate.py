@@ -154,6 +154,12 @@ def test_the_manifest_names_what_the_page_loads_and_the_routes_serve_only_that(b
     assert http.get(base + manifest["tokenizer"]).json()["model"]["vocab"]["\n"] == 0
     wasm = http.get(base + manifest["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm")
     assert wasm.headers["content-type"] == "application/wasm"  # what WebAssembly.instantiateStreaming requires
+    assert wasm.headers["content-encoding"] == "gzip"  # compressed once, into the cache folder
+    assert wasm.content == (tmp_path / RUNTIME_DIR / "dist" / "ort-wasm-simd-threaded.wasm").read_bytes()
+    assert (tmp_path / "web" / "1.31.1" / "ort-wasm-simd-threaded.wasm.gz").is_file()
+    plain = http.get(base + manifest["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm",
+                     headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == wasm.content
     module = http.get(base + manifest["runtime"]["module"])
     assert module.headers["content-type"].startswith("text/javascript")  # a module script must be JavaScript
     page = http.get(base + "page/generate.js")

@@ -27,6 +27,7 @@ every browser but not the server's.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import logging
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from transformers.utils import cached_file
@@ -222,7 +223,8 @@ class BrowserGenerate:
         self.threads = threads  # WASM threads the page asks for (more need a cross-origin isolated page)
         self.runtime, self.runtime_problem = find_runtime(self.root)
         self.tokenizer = _model_file(self.source, "tokenizer.json")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one export at a time
+        self._gzip_lock = threading.Lock()
         self._export: tuple[Export | None, str] | None = None  # found or made once, on the first manifest
 
     def export(self) -> tuple[Export | None, str]:
@@ -266,27 +268,48 @@ class BrowserGenerate:
     def routes(self) -> list[APIRoute]:
         return [
             APIRoute(f"{PREFIX}/manifest.json", self._manifest, methods=["GET"], include_in_schema=False),
-            APIRoute(f"{PREFIX}/page/{{name}}", self._page_file, methods=["GET"], include_in_schema=False),
-            APIRoute(f"{PREFIX}/runtime/{{version}}/{{name}}", self._runtime_file, methods=["GET"],
+            APIRoute(f"{PREFIX}/page/{{name}}", self._serve_page_file, methods=["GET"], include_in_schema=False),
+            APIRoute(f"{PREFIX}/runtime/{{version}}/{{name}}", self._serve_runtime_file, methods=["GET"],
                      include_in_schema=False),
-            APIRoute(f"{PREFIX}/model/{{key}}/{{name}}", self._model_file, methods=["GET"], include_in_schema=False),
+            APIRoute(f"{PREFIX}/model/{{key}}/{{name}}", self._serve_model_file, methods=["GET"], include_in_schema=False),
         ]
 
     def _manifest(self):  # a plain def: FastAPI runs it in a worker thread, where a first export may take seconds
         return JSONResponse(self.manifest(), headers=REVALIDATE)
 
-    def _page_file(self, name: str):
+    def _serve_page_file(self, name: str):
         if name not in PAGE_FILES:
             raise HTTPException(404)
         return _file(WEB_DIR / name, REVALIDATE)
 
-    def _runtime_file(self, version: str, name: str):
+    def _serve_runtime_file(self, request: Request, version: str, name: str):
         path = self.runtime.file(name) if self.runtime is not None and version == self.runtime.version else None
         if path is None:
             raise HTTPException(404)
-        return _file(path, IMMUTABLE)
+        if "gzip" in request.headers.get("accept-encoding", ""):  # the 15 MB .wasm travels as 4 MB
+            compressed = self._gzipped(path)
+            if compressed is not None:
+                return FileResponse(compressed, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                                    headers={**IMMUTABLE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return _file(path, {**IMMUTABLE, "Vary": "Accept-Encoding"})
 
-    def _model_file(self, key: str, name: str):
+    def _gzipped(self, path: Path) -> Path | None:
+        """A gzip copy of a runtime file, made once into the cache folder (None where it cannot be written)."""
+        target = self.cache_dir.parent / "web" / self.runtime.version / (path.name + ".gz")
+        with self._gzip_lock:
+            if not target.is_file():
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    partial = target.with_name(target.name + f".{os.getpid()}.partial")
+                    with open(path, "rb") as source, gzip.open(partial, "wb", compresslevel=6) as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                    partial.replace(target)
+                except OSError as err:
+                    logger.warning("tinygpt: cannot keep a gzip copy of %s: %s", path.name, one_line(err))
+                    return None
+        return target
+
+    def _serve_model_file(self, key: str, name: str):
         export, _ = self._export or (None, "")  # only what the manifest named
         if export is None or key != export.key or name not in ("model.onnx", "tokenizer.json"):
             raise HTTPException(404)
