@@ -111,7 +111,9 @@ def test_with_the_servers_generate_blocked_the_browser_writes_the_servers_greedy
     page = open_page(browser, server, setup=lambda p: p.route(JOIN, lambda r: blocked.append(r.request.url) or r.abort()))
     try:
         status = page.inner_text(STATUS)
-        assert status.startswith("Your browser writes the text: the model's ONNX export (0.6") and "onnxruntime-web 1.31.1, WebAssembly" in status
+        size = (BUNDLED / "onnx" / "model.onnx").stat().st_size / 1e6
+        assert status.startswith(f"Your browser writes the text: the model's ONNX export ({size:.2f} MB) on "
+                                 "onnxruntime-web 1.31.1, WebAssembly, 1 thread, ready in "), status
         assert page.is_checked("#generate-where input[value=browser]")
         prompts = ["ROMEO:\n", "", "KING RICHARD III:\nNow is the winter of our discontent\n"]
         texts = [write_in_browser(page, prompt, 120) for prompt in prompts]
