@@ -188,7 +188,7 @@ class BrowserGenerate {
     const id = this.nextId++;
     const job = { id, text: request.prompt, count: 0, started: performance.now(), firstMs: null };
     this.job = job;
-    this.write(job.text);
+    this.write(job.text, true);
     this.say("Your browser is writing…");
     this.worker.postMessage({
       type: "generate", id, ids: request.ids, maxNew: request.maxNew, temperature: request.temperature,
@@ -216,6 +216,7 @@ class BrowserGenerate {
       this.write(job.text);
     } else if (message.type === "done") {
       this.job = null;
+      this.write(job.text, true);
       const seconds = message.ms / 1000;
       const rate = message.count / Math.max(seconds, 1e-9);
       this.last = { count: message.count, ms: message.ms, firstMs: job.firstMs, stopped: message.stopped || job.stopped };
@@ -224,6 +225,7 @@ class BrowserGenerate {
         `${this.last.stopped ? ", stopped" : ""}.`);
     } else if (message.type === "error") {
       this.job = null;
+      this.write(job.text, true);
       this.say(`Your browser could not write (${message.message}); press Generate again and the server writes.`);
       this.unavailable(`it failed while writing (${message.message})`);
     }
@@ -236,12 +238,16 @@ class BrowserGenerate {
     this.unavailable(`the browser's worker stopped (${message})`);
   }
 
-  /** Puts the text in the output box the way typing would, so gradio's copy of its value follows. */
-  write(text) {
+  /**
+   * Puts the text in the output box. `final`: also the way typing would (an input event), so that gradio's copy of
+   * the value follows (its copy button, a later server text); while the text grows only the box changes, which
+   * keeps gradio's reactive updates out of every redraw.
+   */
+  write(text, final = false) {
     const box = document.querySelector("#output textarea");
     if (!box) return;
     box.value = text;
-    box.dispatchEvent(new Event("input", { bubbles: true }));
+    if (final) box.dispatchEvent(new Event("input", { bubbles: true }));
     box.scrollTop = box.scrollHeight;
   }
 }

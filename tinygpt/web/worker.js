@@ -73,19 +73,29 @@ async function generate({ id, ids, maxNew, temperature, topK, topP, seed }) {
   stopped.delete(id);
 }
 
-// WebAssembly starts in V8's baseline compiler and is recompiled, optimised, only once a function has run a while:
-// cold, a step of the sliding window takes ten times as long as warm. So before it says it is ready the worker writes
-// a few hundred throwaway characters (the window's step: most of any text) for at most WARM_UP_MS; until then the
-// server writes for the visitor, and afterwards the browser's first text comes at full speed.
-const WARM_UP_STEPS = 300;
-const WARM_UP_MS = 3000;
+// WebAssembly starts in V8's baseline compiler and is recompiled, optimised, in background threads once a function
+// has run a while: cold, a step of the sliding window takes several times as long as warm. So before it says it is
+// ready the worker writes a throwaway text (the cache's steps, then the window's: most of any text) until the steps
+// stop getting faster (a block of them no faster than the one before), for at most WARM_UP_MS; until then the server
+// writes for the visitor, and afterwards the browser's first text comes at full speed.
+const WARM_UP_BLOCK = 25; // steps timed together
+const WARM_UP_MIN_STEPS = 150;
+const WARM_UP_MAX_STEPS = 1000;
+const WARM_UP_MS = 5000;
 
 async function warmUp() {
   const started = performance.now();
-  const ids = Array.from({ length: decoder.block + 1 }, (_, i) => i % decoder.vocab);
+  const ids = [0]; // as a real text goes: the cache's steps first, then the window's
   let steps = 0;
-  for await (const _ of decoder.generate(ids, WARM_UP_STEPS, (logits) => steps++ % logits.length)) {
-    if (performance.now() - started > WARM_UP_MS) break;
+  let blockStart = started;
+  let previous = Infinity; // ms per step of the block before
+  for await (const _ of decoder.generate(ids, WARM_UP_MAX_STEPS, (logits) => steps++ % logits.length)) {
+    if (steps % WARM_UP_BLOCK !== 0) continue;
+    const now = performance.now();
+    const perStep = (now - blockStart) / WARM_UP_BLOCK;
+    if ((steps >= WARM_UP_MIN_STEPS && perStep > 0.95 * previous) || now - started > WARM_UP_MS) break;
+    previous = Math.min(previous, perStep);
+    blockStart = now;
   }
   return { steps, ms: performance.now() - started };
 }
