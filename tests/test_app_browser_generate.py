@@ -111,10 +111,11 @@ def test_with_the_servers_generate_blocked_the_browser_writes_the_servers_greedy
     page = open_page(browser, server, setup=lambda p: p.route(JOIN, lambda r: blocked.append(r.request.url) or r.abort()))
     try:
         status = page.inner_text(STATUS)
-        size = (BUNDLED / "onnx" / "model.onnx").stat().st_size / 1e6
+        size = sum((BUNDLED / "onnx" / name).stat().st_size for name in ("model.onnx", "window.onnx")) / 1e6
         assert status.startswith(f"Your browser writes the text: the model's ONNX export ({size:.2f} MB) on "
                                  "onnxruntime-web 1.31.1, WebAssembly, 1 thread, ready in "), status
         assert page.is_checked("#generate-where input[value=browser]")
+        assert page.evaluate("tinygptBrowser.timings.windowGraph") is True  # the window's own graph, past block_size
         prompts = ["ROMEO:\n", "", "KING RICHARD III:\nNow is the winter of our discontent\n"]
         texts = [write_in_browser(page, prompt, 120) for prompt in prompts]
         page.screenshot(path=str(ARTIFACTS / "app-generate-in-browser.png"), full_page=True)
@@ -164,6 +165,24 @@ def test_with_the_servers_generate_blocked_the_browser_writes_the_servers_greedy
         assert layout["page"] <= 390 and layout["right"] <= 390, layout
         page.screenshot(path=str(ARTIFACTS / "app-generate-in-browser-phone.png"), full_page=True)
         (ARTIFACTS / "app-generate-in-browser-timings.json").write_text(json.dumps(page.evaluate("tinygptBrowser.timings")))
+    finally:
+        page.close()
+
+
+def test_without_the_window_graph_the_decoder_runs_the_window_to_the_same_text(browser, server):
+    """A server that has the model's decoder but no window graph (no onnx extra to make one): the page runs the
+    sliding window on the decoder, with its shapes fixed, and writes the same greedy text."""
+    def no_window(page):
+        def answer(route):
+            manifest = route.fetch().json()
+            route.fulfill(json={**manifest, "window": None})
+        page.route("**/tinygpt-web/manifest.json", answer)
+
+    page = open_page(browser, server, setup=no_window)
+    try:
+        assert page.evaluate("tinygptBrowser.timings.windowGraph") is False
+        assert write_in_browser(page, "ROMEO:\n", 120) == server_text(server, "ROMEO:\n", 120)
+        assert page.joins == []
     finally:
         page.close()
 

@@ -43,7 +43,20 @@ def test_the_bundled_checkpoint_ships_the_export_of_its_own_weights():
         "checkpoints/tinyshakespeare/onnx/model.onnx is not the export of its model.safetensors: run "
         "`tinygpt export onnx checkpoints/tinyshakespeare --overwrite`")
     assert export.path == BUNDLED / "onnx" / "model.onnx" and export.origin == "the model's own onnx/model.onnx"
+    assert export.window == BUNDLED / "onnx" / "window.onnx", (
+        "checkpoints/tinyshakespeare/onnx/window.onnx is not the window step of its model.safetensors: run "
+        "`python -m tinygpt.browser_export checkpoints/tinyshakespeare checkpoints/tinyshakespeare/onnx`")
     assert export.weights_sha256 == sha256_of(BUNDLED / "model.safetensors")
+
+
+def test_without_the_exporter_a_models_own_export_serves_without_the_window_step(tmp_path, monkeypatch):
+    """The window's own graph only speeds the page up: a model that brings its decoder but no window step, on a
+    server without the onnx extra, still writes in the browser (the page runs the window on the decoder)."""
+    model = tmp_path / "model"
+    shutil.copytree(BUNDLED, model, ignore=shutil.ignore_patterns("window.onnx"))
+    monkeypatch.setattr(browser_generate, "missing_exporter", lambda: "onnxscript")
+    export, reason = find_or_make_export(str(model), tmp_path / "cache")
+    assert reason == "" and export.path == model / "onnx" / "model.onnx" and export.window is None
 
 
 def test_an_export_of_other_weights_is_never_served(tmp_path, monkeypatch):
@@ -67,17 +80,19 @@ def test_a_model_without_an_export_is_exported_once_into_the_cache(tmp_path, mon
     sha = sha256_of(model / "model.safetensors")
     calls = []
 
-    def export(source, out_dir):  # what the subprocess writes, without the seconds of tracing
-        calls.append((source, Path(out_dir)))
-        path = Path(out_dir) / "onnx" / "model.onnx"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\x08\x0a" + b"tinygpt.weights_sha256" + sha.encode())
+    def export(source, out_dir, decoder):  # what the subprocess writes, without the seconds of tracing
+        calls.append((source, Path(out_dir), decoder))
+        for name in ("onnx/model.onnx", "window.onnx"):
+            path = Path(out_dir) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"\x08\x0a" + b"tinygpt.weights_sha256" + sha.encode())
         return 4.2, ""
 
     monkeypatch.setattr(browser_generate, "export_in_subprocess", export)
     export_, reason = find_or_make_export(str(model), tmp_path / "cache")
-    assert reason == "" and calls == [(str(model), tmp_path / "cache" / sha[:16])]
+    assert reason == "" and calls == [(str(model), tmp_path / "cache" / sha[:16], True)]
     assert export_.path == tmp_path / "cache" / sha[:16] / "onnx" / "model.onnx"
+    assert export_.window == tmp_path / "cache" / sha[:16] / "window.onnx"
     assert export_.origin == "exported by this server in 4 s"
     assert not (model / "onnx").exists()
 
@@ -92,7 +107,18 @@ def test_a_models_first_export_runs_in_a_process_of_its_own(tmp_path):
     model = make_model_dir(tmp_path / "model", block_size=16)
     export, reason = find_or_make_export(str(model), tmp_path / "cache")
     assert reason == "" and export.origin.startswith("exported by this server in ")
-    assert export.path.parent.parent.parent == tmp_path / "cache"
+    assert export.path.parent.parent.parent == tmp_path / "cache" and export.window.parent == export.path.parent.parent
+    import numpy as np
+    import onnxruntime
+
+    from tinygpt.demo import load_model
+
+    torch_model = load_model(str(model)).model
+    window = torch.randint(0, torch_model.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = torch_model(window, use_cache=False).logits[:, -1].numpy()
+    got = onnxruntime.InferenceSession(str(export.window)).run(None, {"input_ids": window.numpy()})[0]
+    assert got.shape == (1, torch_model.config.vocab_size) and np.abs(got - expected).max() < 1e-4
 
 
 # ----------------------------------------------------------------------------------------------- the runtime
@@ -145,11 +171,13 @@ def test_the_manifest_names_what_the_page_loads_and_the_routes_serve_only_that(b
     assert manifest["runtime"] == {"package": "onnxruntime-web", "version": "1.31.1",
                                    "wasm_paths": "runtime/1.31.1/", "module": "runtime/1.31.1/ort.wasm.min.mjs"}
     assert manifest["model"]["bytes"] == (BUNDLED / "onnx" / "model.onnx").stat().st_size
+    assert manifest["window"]["bytes"] == (BUNDLED / "onnx" / "window.onnx").stat().st_size
     assert manifest["limits"] == {"max_new_tokens": 1000, "max_prompt_chars": 2000, "max_seed": 2**32 - 1}
 
     base = "/tinygpt-web/"
     model = http.get(base + manifest["model"]["url"])
     assert model.content == (BUNDLED / "onnx" / "model.onnx").read_bytes()
+    assert http.get(base + manifest["window"]["url"]).content == (BUNDLED / "onnx" / "window.onnx").read_bytes()
     assert "immutable" in model.headers["cache-control"]  # its URL names the weights' sha256
     assert http.get(base + manifest["tokenizer"]).json()["model"]["vocab"]["\n"] == 0
     wasm = http.get(base + manifest["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm")

@@ -46,6 +46,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from transformers.utils import cached_file
 
+from .browser_export import WINDOW_FILE
 from .browser_files import PAGE_FILES, RUNTIME_PACKAGE, WEB_DIR, find_runtime
 from .common import is_local_path, one_line
 from .demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, Loaded
@@ -89,11 +90,12 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Export:
-    """The served model's ONNX export, ready to serve."""
+    """The served model's ONNX graphs, ready to serve."""
 
-    path: Path
+    path: Path  # the decoder `tinygpt export onnx` writes: the prompt and the cache's steps
+    window: Path | None  # the sliding window's step (tinygpt.browser_export), or None: the decoder runs it too
     weights_sha256: str
-    origin: str  # how the page describes where it came from
+    origin: str  # how the page describes where the decoder came from
 
     @property
     def key(self) -> str:  # in its URL: a new model gets a new URL, so a browser's cached copy is never stale
@@ -113,30 +115,44 @@ def _model_file(source: str, name: str) -> Path | None:
 
 
 def find_or_make_export(source: str, cache_dir: Path) -> tuple[Export | None, str]:
-    """The served model's current ONNX export: its own, else the cache's, else a new one in the cache (when the
-    onnx extra is installed). Returns (export, "") or (None, why not, in words for the page)."""
+    """The served model's current ONNX graphs: the decoder and the window's step, each the model's own
+    (`onnx/model.onnx`, `onnx/window.onnx`), else the cache's, else made into the cache when the onnx extra is
+    installed. Returns (export, "") or (None, why not, in words for the page); an export without its window step
+    still serves (the page then runs the window on the decoder)."""
     weights = _model_file(source, WEIGHTS_FILE)
     if weights is None:
         return None, f"the model has no {WEIGHTS_FILE} to export"
     sha = sha256_of(weights)
-    own = _model_file(source, ONNX_FILE)
-    if own is not None and exported_from(own, sha):
-        return Export(own, sha, f"the model's own {ONNX_FILE}"), ""
-    stale = own is not None  # exported from other weights: never served, it would write another model's text
     cached = cache_dir / sha[:16]
-    if (cached / ONNX_FILE).is_file() and exported_from(cached / ONNX_FILE, sha):
-        return Export(cached / ONNX_FILE, sha, "exported by this server (cached)"), ""
+    own = _model_file(source, ONNX_FILE)
+    stale = own is not None and not exported_from(own, sha)  # from other weights: it would write another model's text
+    decoder, origin = _current([own, cached / ONNX_FILE], sha), "exported by this server (cached)"
+    if decoder is not None and decoder == own:
+        origin = f"the model's own {ONNX_FILE}"
+    window = _current([_model_file(source, f"onnx/{WINDOW_FILE}"), cached / WINDOW_FILE], sha)
+    if decoder is not None and window is not None:
+        return Export(decoder, window, sha, origin), ""
     missing = missing_exporter()
     if missing:
+        if decoder is not None:
+            return Export(decoder, None, sha, origin), ""
         hint = "is from older weights" if stale else "is missing"
         return None, (f"the model's ONNX export {hint} and this server cannot make one ({missing} is not installed): "
                       "run `tinygpt export onnx MODEL`, or install the onnx extra (pip install \"tinygpt[onnx]\") "
                       "where app.py runs")
-    seconds, problem = export_in_subprocess(source, cached)
-    if problem or not (cached / ONNX_FILE).is_file() or not exported_from(cached / ONNX_FILE, sha):
-        logger.warning("tinygpt: exporting %s to ONNX for the browser failed: %s", source, problem)
-        return None, f"exporting the model to ONNX failed ({problem or 'no export was written'})"
-    return Export(cached / ONNX_FILE, sha, f"exported by this server in {seconds:.0f} s"), ""
+    seconds, problem = export_in_subprocess(source, cached, decoder=decoder is None)
+    if problem:
+        logger.warning("tinygpt: exporting %s to ONNX for the browser: %s", source, problem)
+    if decoder is None:
+        decoder, origin = _current([cached / ONNX_FILE], sha), f"exported by this server in {seconds:.0f} s"
+        if decoder is None:
+            return None, f"exporting the model to ONNX failed ({problem or 'no export was written'})"
+    return Export(decoder, _current([cached / WINDOW_FILE], sha), sha, origin), ""
+
+
+def _current(paths, sha: str) -> Path | None:
+    """The first of these ONNX files that exists and was exported from the weights with this sha256."""
+    return next((p for p in paths if p is not None and p.is_file() and exported_from(p, sha)), None)
 
 
 def missing_exporter() -> str:
@@ -148,11 +164,12 @@ def missing_exporter() -> str:
     return ""
 
 
-def export_in_subprocess(source: str, out_dir: Path) -> tuple[float, str]:
-    """`tinygpt export onnx SOURCE --out OUT_DIR --overwrite` in a process of its own, at a lower CPU priority:
-    tracing the model is seconds of Python that, in the server's process, would hold the GIL against every
-    visitor's stream. Returns (seconds, "") or (seconds, its error in one line)."""
-    command = [sys.executable, "-m", "tinygpt.cli", "export", "onnx", source, "--out", str(out_dir), "--overwrite"]
+def export_in_subprocess(source: str, out_dir: Path, decoder: bool) -> tuple[float, str]:
+    """`python -m tinygpt.browser_export SOURCE OUT_DIR [--decoder]` (the window's step, and with `decoder` the
+    export of `tinygpt export onnx` too) in a process of its own, at a lower CPU priority: tracing the model is
+    seconds of Python that, in the server's process, would hold the GIL against every visitor's stream. Returns
+    (seconds, "") or (seconds, its error in one line)."""
+    command = [sys.executable, "-m", "tinygpt.browser_export", source, str(out_dir), *(["--decoder"] if decoder else [])]
     if shutil.which("nice"):
         command = ["nice", "-n", "10", *command]
     started = time.perf_counter()
@@ -253,6 +270,8 @@ class BrowserGenerate:
                         "module": runtime + "ort.wasm.min.mjs"},
             "model": {"url": f"model/{export.key}/model.onnx", "bytes": export.path.stat().st_size,
                       "origin": export.origin},
+            "window": {"url": f"model/{export.key}/{WINDOW_FILE}", "bytes": export.window.stat().st_size}
+            if export.window is not None else None,
             "tokenizer": f"model/{export.key}/tokenizer.json",
             "threads": self.threads,
             "limits": {"max_new_tokens": MAX_NEW_TOKENS, "max_prompt_chars": MAX_PROMPT_CHARS, "max_seed": MAX_SEED},
@@ -311,9 +330,11 @@ class BrowserGenerate:
 
     def _serve_model_file(self, key: str, name: str):
         export, _ = self._export or (None, "")  # only what the manifest named
-        if export is None or key != export.key or name not in ("model.onnx", "tokenizer.json"):
+        files = {"model.onnx": export.path, WINDOW_FILE: export.window, "tokenizer.json": self.tokenizer} \
+            if export is not None and key == export.key else {}
+        if files.get(name) is None:
             raise HTTPException(404)
-        return _file(export.path if name == "model.onnx" else self.tokenizer, IMMUTABLE)
+        return _file(files[name], IMMUTABLE)
 
 
 def _file(path: Path, headers: dict) -> FileResponse:

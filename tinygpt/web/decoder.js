@@ -1,22 +1,25 @@
-// The decoding loop of `tinygpt export onnx`'s model (the contract in tinygpt's export module), on onnxruntime-web.
+// The seed's decoding loop on onnxruntime-web, as PyTorch's generate() runs it (tinygpt.onnx_export's contract).
 //
-// The seed's crop-and-rerun, as PyTorch's generate() runs it: while the text fits the context (block_size
-// characters), each step feeds only the new character and the key/value cache; past it, the window of the last
-// block_size characters slides, every character moves to a new learned position, no cached key stays valid, and
-// each step runs the whole window again with an empty cache. That second phase is most of a long text, so its
-// step is made cheap: its inputs are tensors built once and refilled in place, and only `logits` is copied out.
+// While the text fits the context (block_size characters), each step feeds only the new character and the key/value
+// cache to the decoder `tinygpt export onnx` writes. Past it, the window of the last block_size characters slides,
+// every character moves to a new learned position, no cached key stays valid, and each step runs the whole window
+// again with an empty cache. That second phase is most of a long text, so its step is made cheap: it runs on the
+// window's own graph where the server has one (tinygpt.browser_export: the window in, the last logits out), else on
+// the decoder with the window's shapes fixed; its input tensors are built once and refilled in place, and only
+// `logits` is copied out.
 
 export class Decoder {
   /**
    * @param ort the onnxruntime-web module
-   * @param session an InferenceSession of the export
+   * @param session an InferenceSession of the decoder (onnx/model.onnx)
    * @param config {n_layer, n_head, n_embd, block_size, vocab_size} (the model's config.json)
-   * @param windowSession the same model with the sliding window's shapes fixed (see windowShapes), or `session`
+   * @param windowStep {session, lean}: lean, a session of the window's own graph (input_ids [1, block_size] ->
+   *   logits [1, vocab_size]); else the decoder, best with the window's shapes fixed (see windowShapes)
    */
-  constructor(ort, session, config, windowSession = session) {
+  constructor(ort, session, config, windowStep = { session, lean: false }) {
     this.ort = ort;
     this.session = session;
-    this.windowSession = windowSession;
+    this.windowSession = windowStep.session;
     this.layers = config.n_layer;
     this.heads = config.n_head;
     this.headDim = config.n_embd / config.n_head;
@@ -28,10 +31,12 @@ export class Decoder {
       this.emptyPast[`past_key_values.${i}.key`] = empty;
       this.emptyPast[`past_key_values.${i}.value`] = empty;
     }
-    // The sliding window's feeds: ids refilled in place each step; positions 0..block-1 and a mask of ones fixed.
+    // The sliding window's feeds: ids refilled in place each step; for the decoder, positions 0..block-1, a mask of
+    // ones and the empty cache, all fixed.
     this.window = new BigInt64Array(this.block);
-    this.windowFeeds = {
-      input_ids: new ort.Tensor("int64", this.window, [1, this.block]),
+    const ids = new ort.Tensor("int64", this.window, [1, this.block]);
+    this.windowFeeds = windowStep.lean ? { input_ids: ids } : {
+      input_ids: ids,
       position_ids: new ort.Tensor("int64", BigInt64Array.from({ length: this.block }, (_, i) => BigInt(i)), [1, this.block]),
       attention_mask: new ort.Tensor("int64", new BigInt64Array(this.block).fill(1n), [1, this.block]),
       ...this.emptyPast,

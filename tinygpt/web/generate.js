@@ -75,6 +75,7 @@ class BrowserGenerate {
       const ready = await this.startWorker({
         runtime: { module: absolute(m.runtime.module), wasm_paths: absolute(m.runtime.wasm_paths) },
         model: { url: absolute(m.model.url) },
+        window: m.window && { url: absolute(m.window.url) },
         config: m.config,
         threads: m.threads,
       });
@@ -82,7 +83,9 @@ class BrowserGenerate {
       this.timings.loadMs = ready.loadMs; // runtime, model and sessions; then the warm-up (see worker.js)
       this.timings.warmUp = ready.warmUp;
       this.state = "ready";
-      this.loaded = `the model's ONNX export (${(m.model.bytes / 1e6).toFixed(2)} MB) on ${m.runtime.package} ` +
+      const bytes = m.model.bytes + (m.window?.bytes ?? 0);
+      this.timings.windowGraph = ready.windowGraph;
+      this.loaded = `the model's ONNX export (${(bytes / 1e6).toFixed(2)} MB) on ${m.runtime.package} ` +
         `${m.runtime.version}, WebAssembly, ${ready.threads} thread${ready.threads === 1 ? "" : "s"}`;
       this.onSwitch();
     } catch (err) {

@@ -31,18 +31,27 @@ async function load(manifest) {
   ort.env.wasm.wasmPaths = manifest.runtime.wasm_paths; // an absolute URL: the worker's own origin serves them
   ort.env.wasm.numThreads = manifest.threads ?? 1;
   ort.env.logLevel = "error";
-  const response = await fetch(manifest.model.url);
-  if (!response.ok) throw new Error(`${manifest.model.url}: HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
   const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  const [bytes, windowBytes] = await Promise.all([download(manifest.model.url), manifest.window && download(manifest.window.url)]);
   const session = await ort.InferenceSession.create(bytes, options);
-  // Past block_size every step has the same shapes: a second session with those fixed lets onnxruntime fold the
-  // graph's shape arithmetic away (see windowShapes). The cache phase keeps the general one.
-  const fixed = windowShapes(session, manifest.config.block_size);
-  const windowSession = fixed ? await ort.InferenceSession.create(bytes, { ...options, freeDimensionOverrides: fixed }) : session;
-  decoder = new Decoder(ort, session, manifest.config, windowSession);
+  // Past block_size: the window's own graph where the server has one; else the decoder again, with the window's
+  // shapes fixed, which lets onnxruntime fold the graph's shape arithmetic away (see windowShapes).
+  let windowStep = { session, lean: false };
+  if (windowBytes) {
+    windowStep = { session: await ort.InferenceSession.create(windowBytes, options), lean: true };
+  } else {
+    const fixed = windowShapes(session, manifest.config.block_size);
+    if (fixed) windowStep = { session: await ort.InferenceSession.create(bytes, { ...options, freeDimensionOverrides: fixed }), lean: false };
+  }
+  decoder = new Decoder(ort, session, manifest.config, windowStep);
   await decoder.prime();
-  return { loadMs: performance.now() - started, threads: ort.env.wasm.numThreads, backend: "wasm" };
+  return { loadMs: performance.now() - started, threads: ort.env.wasm.numThreads, backend: "wasm", windowGraph: !!windowBytes };
+}
+
+async function download(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 async function generate({ id, ids, maxNew, temperature, topK, topP, seed }) {
