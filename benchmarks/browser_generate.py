@@ -6,8 +6,9 @@ Starts `python app.py --model DIR` (default: the bundled checkpoint, block 32, 2
 cache, drives a headless Chromium (/usr/bin/chromium, or $CHROMIUM_PATH) against it with Playwright, and measures,
 all greedy (temperature 0) from "ROMEO:\\n":
 
-* the export: its size, where it came from (the model's own onnx/model.onnx, or exported on the first request) and
-  how long the first /tinygpt-web/manifest.json took (that includes the export when one is made);
+* the export: its size, where it came from (the model's own onnx/model.onnx, or exported on the first request), the
+  size of the window's graph (tinygpt.browser_export) and how long the first /tinygpt-web/manifest.json took (that
+  includes the exports when they are made);
 * page load to the first character written in the browser: a fresh page (empty browser cache), the request typed
   while the model loads, Generate clicked by the page itself the moment the browser is ready; split into
   navigation -> ready (runtime, model, sessions, warm-up) and click -> first character, and that first text's rate;
@@ -262,7 +263,7 @@ def main(argv=None) -> int:
     results = {
         "model": args.model, "tokens": args.tokens, "rounds": args.rounds, "prompt": PROMPT,
         "export": {"bytes": manifest["model"]["bytes"], "origin": manifest["model"]["origin"],
-                   "first_manifest_s": manifest_s},
+                   "window_bytes": (manifest.get("window") or {}).get("bytes"), "first_manifest_s": manifest_s},
         "first_visit": first, "summary": summary,
         "browser_equals_server": texts["browser"] == texts["server"] and len(texts["browser"]) == 1,
         "server_equals_pytorch": texts["server"] == texts["eager"],
@@ -272,8 +273,10 @@ def main(argv=None) -> int:
     b, s, e = summary["browser"], summary["server"], summary["eager"]
     print(f"model {args.model}: {args.tokens} greedy characters from {PROMPT!r}, {args.rounds} interleaved rounds; "
           f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs")
+    window = results["export"]["window_bytes"]
     print(f"export: {results['export']['bytes']:,} bytes ({results['export']['bytes'] / 1e6:.2f} MB), "
-          f"{results['export']['origin']}; first manifest {manifest_s:.1f} s")
+          f"{results['export']['origin']}; the window's graph: "
+          f"{f'{window:,} bytes' if window else 'none (the decoder runs the window)'}; first manifest {manifest_s:.1f} s")
     print(f"page load -> first character in the browser: {first['page_load_to_first_char_ms']:.0f} ms (navigation "
           f"-> ready {first['navigation_to_ready_ms']:.0f} ms, of which runtime + model + sessions "
           f"{first['runtime_model_sessions_ms']:.0f} ms and warm-up {first['warm_up_ms']:.0f} ms "
