@@ -12,11 +12,12 @@ can write and where everything is:
 - the runtime: onnxruntime-web's WebAssembly build, from the npm registry through the project's package.json
   (`npm ci` puts it in `node_modules/onnxruntime-web/` beside app.py; `tinygpt space` uploads the same three files
   to the same place in a Space). Never a CDN: without it the server writes, and the page says why.
-- the model: the ONNX export of the served model (`tinygpt export onnx`, tinygpt.onnx_export): the model's own
-  `onnx/model.onnx` when it was exported from these very weights (the sha256 of model.safetensors it records), else
-  one exported on the first request into a cache folder (`$XDG_CACHE_HOME/tinygpt/onnx/`, default ~/.cache), by
-  `tinygpt export onnx` in a process of its own, when the `onnx` extra is installed; without either the server
-  writes.
+- the model: the ONNX export of the served model (`tinygpt export onnx`, tinygpt.onnx_export) and the window's own
+  graph for the steps past block_size (tinygpt.browser_export): the model's own `onnx/model.onnx` and
+  `onnx/window.onnx` when they were exported from these very weights (the sha256 of model.safetensors they record),
+  else ones made on the first request into a cache folder (`$XDG_CACHE_HOME/tinygpt/onnx/`, default ~/.cache) by
+  `python -m tinygpt.browser_export` in a process of its own, when the `onnx` extra is installed. Without an export
+  the server writes; without the window's graph the page runs the window on the export.
 - the tokenizer: the model's `tokenizer.json`, whose `model.vocab` is the whole character tokenizer.
 
 Only the served model writes in the browser. A model trained in the Train tab belongs to one session on the server
