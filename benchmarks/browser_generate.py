@@ -16,7 +16,8 @@ all greedy (temperature 0) from "ROMEO:\\n":
   `--tokens` new characters each:
   - the browser (onnxruntime-web, WebAssembly, 1 thread): wall time as the worker measures it; per CPU-second of
     the worker thread alone (the decoding loop, /proc's per-thread times: about what an idle core gives), and of
-    all Chromium processes (what the visitor's machine spends, the page's redraws included);
+    all Chromium processes (what the visitor's machine spends, the page's redraws included); and the same on a
+    second page told there is no window graph (the decoder then runs the window): what that graph buys;
   - the server's per-request rate: /generate through gradio's queue (tests/app_helpers.py: stream_generate),
     request to last character; and per CPU-second of the server process;
   - PyTorch eager: `model.generate` in this process, 1 thread (wall and process CPU time);
@@ -180,10 +181,14 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Enter")
 
 
-def open_page_and_time_the_first_character(chromium, server, tokens: int) -> tuple[object, dict]:
-    """A fresh page, Generate clicked the moment the browser is ready: the page and its first-visit timings."""
+def open_page_and_time_the_first_character(chromium, server, tokens: int, window_graph: bool = True):
+    """A fresh page, Generate clicked the moment the browser is ready: the page and its first-visit timings.
+    `window_graph=False`: the page is told there is no window graph (the decoder then runs the window)."""
     context = chromium.new_context(viewport={"width": 1280, "height": 1000})  # an empty browser cache
     page = context.new_page()
+    if not window_graph:
+        page.route("**/tinygpt-web/manifest.json", lambda route: route.fulfill(json={**route.fetch().json(),
+                                                                                      "window": None}))
     page.add_init_script(CLICK_WHEN_READY)
     page.goto(server.url)
     page.wait_for_selector("#prompt textarea")
@@ -217,12 +222,14 @@ def summarise(rounds: list[dict], tokens: int) -> dict:
         return statistics.median(values) if values else None
 
     summary = {}
-    for case in ("browser", "server", "eager"):
+    for case in rounds[0]:
         row = {"chars_per_s": tokens / median(case, "s"), "chars_per_cpu_s": tokens / median(case, "cpu_s")}
         for baseline in ("server", "eager"):  # rate ratio in each round = baseline time / case time
             row[f"vs_{baseline}"] = statistics.median(r[baseline]["s"] / r[case]["s"] for r in rounds)
         summary[case] = row
-    summary["browser"]["chars_per_worker_cpu_s"] = tokens / median("browser", "worker_cpu_s")
+    for case in rounds[0]:
+        if case.startswith("browser"):
+            summary[case]["chars_per_worker_cpu_s"] = tokens / median(case, "worker_cpu_s")
     summary["server"]["first_char_ms"] = median("server", "first_char_ms")
     return summary
 
@@ -251,7 +258,11 @@ def main(argv=None) -> int:
                 raise SystemExit(f"the browser cannot write: {manifest['reason']}")
             chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             page, first = open_page_and_time_the_first_character(chromium, server, args.tokens)
-            cases = {"browser": Browser(page), "server": Server(server), "eager": Eager(args.model)}
+            cases = {"browser": Browser(page)}
+            if manifest.get("window"):  # the same page without the window's graph: what that graph buys
+                cases["browser_decoder_only"] = Browser(open_page_and_time_the_first_character(
+                    chromium, server, args.tokens, window_graph=False)[0])
+            cases.update(server=Server(server), eager=Eager(args.model))
             rounds = []
             for _ in range(args.rounds):
                 rounds.append({name: case.run(args.tokens) for name, case in cases.items()})
@@ -259,6 +270,7 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
 
     texts = {name: {r[name]["text"] for r in rounds} for name in cases}
+    texts["browser"] |= texts.pop("browser_decoder_only", set())  # one greedy text, whichever graph wrote it
     summary = summarise(rounds, args.tokens)
     results = {
         "model": args.model, "tokens": args.tokens, "rounds": args.rounds, "prompt": PROMPT,
@@ -283,11 +295,15 @@ def main(argv=None) -> int:
           f"({first['warm_up_steps']} steps); click -> first character {first['click_to_first_char_ms']:.0f} ms); "
           f"that first text {first['first_text_chars_per_s']:.0f} chars/s")
     print(f"{'median of rounds':<30}{'chars/s':>9}{'chars/CPU-s':>13}{'vs server':>11}{'vs eager':>10}")
-    for name, row in (("browser (WASM, 1 thread)", b), ("server, one request", s), ("PyTorch eager, 1 thread", e)):
-        print(f"{name:<30}{row['chars_per_s']:>9.0f}{row['chars_per_cpu_s']:>13.0f}{row['vs_server']:>10.2f}x"
+    names = {"browser": "browser (WASM, 1 thread)", "browser_decoder_only": "  without the window graph",
+             "server": "server, one request", "eager": "PyTorch eager, 1 thread"}
+    for case, row in summary.items():
+        print(f"{names[case]:<30}{row['chars_per_s']:>9.0f}{row['chars_per_cpu_s']:>13.0f}{row['vs_server']:>10.2f}x"
               f"{row['vs_eager']:>9.2f}x")
-    print(f"browser, the worker thread alone: {b['chars_per_worker_cpu_s']:.0f} chars per CPU-second; the server's "
-          f"first character after {s['first_char_ms']:.0f} ms")
+    alone = "; ".join(f"{names[case].strip()}: {row['chars_per_worker_cpu_s']:.0f}" for case, row in summary.items()
+                      if case.startswith("browser"))
+    print(f"the worker thread alone, chars per CPU-second: {alone}; the server's first character after "
+          f"{s['first_char_ms']:.0f} ms")
     print(f"browser greedy text == server's: {results['browser_equals_server']}; server's == PyTorch's: "
           f"{results['server_equals_pytorch']}")
     if args.json:
