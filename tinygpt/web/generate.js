@@ -229,8 +229,7 @@ class BrowserGenerate {
     } else if (message.type === "error") {
       this.job = null;
       this.write(job.text, true);
-      this.say(`Your browser could not write (${message.message}); press Generate again and the server writes.`);
-      this.unavailable(`it failed while writing (${message.message})`);
+      this.unavailable(`your browser failed while writing (${message.message}); press Generate again`);
     }
   }
 
