@@ -52,6 +52,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 # The logic lives in the package (the folder beside this file on a Space): the model side and the Train tab's.
+from tinygpt.browser_generate import BrowserGenerate
 from tinygpt.demo import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, BadInput, ModelError, TinyGPTDemo, load_model
 from tinygpt.demo_api import CheckedBlocks  # gr.Blocks whose API names the input it cannot take, never `null`
 from tinygpt.train_tab import (
@@ -150,7 +151,7 @@ CSS = """
 """
 
 
-def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
+def build_demo(served: TinyGPTDemo, training_tab: TrainTab, browser: BrowserGenerate | None = None) -> gr.Blocks:
     served_examples = examples_for(served)
     sessions = training_tab.sessions
 
@@ -216,6 +217,8 @@ def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
                             buttons=["copy"],
                             elem_id="output",
                         )
+                        if browser is not None:  # your browser or the server (tinygpt/browser_generate.py)
+                            browser.switch()
                     with gr.Column(scale=2):
                         # A number box, not a slider: a slider silently clamps what is typed into it (99999 -> 1000);
                         # a number box's range is checked, not clamped: the server refuses what is out of range, in
@@ -225,13 +228,16 @@ def build_demo(served: TinyGPTDemo, training_tab: TrainTab) -> gr.Blocks:
                             label=f"Max new characters (1 to {MAX_NEW_TOKENS}, the server cap)",
                             elem_id="max-new-tokens",
                         )
-                        temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)")
+                        temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Temperature (0 = greedy)",
+                                                elem_id="temperature")
                         top_k = gr.Slider(
-                            0, served.facts["vocab_size"], value=0, step=1, precision=0, label="Top-k (0 = off)"
+                            0, served.facts["vocab_size"], value=0, step=1, precision=0, label="Top-k (0 = off)",
+                            elem_id="top-k",
                         )
-                        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
+                        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
                         with gr.Row():
-                            seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3)
+                            seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3,
+                                             elem_id="seed")
                             dice = gr.Button("Random seed", scale=1, size="sm")
                         gr.Markdown(GENERATE_HELP)
                 examples = gr.Examples(  # remade for the model in use (fit_generate)
@@ -438,13 +444,15 @@ def main(argv=None) -> int:
     training_tab = TrainTab(Sessions(max_models=args.max_trained_models), max_seconds=args.train_max_seconds,
                             hub_login=hub_login_available(), bundled_text=BUNDLED_TEXT,
                             concurrency=args.train_concurrency, served=ServedModel.of(loaded))
-    demo = build_demo(served, training_tab)
+    browser = BrowserGenerate(loaded, root=HERE)  # Generate in the visitor's browser, where it can
+    demo = build_demo(served, training_tab, browser)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     try:
         demo.launch(
             server_name=args.host, server_port=args.port, share=args.share or None, theme=gr.themes.Soft(), css=CSS,
             max_file_size=2 * TRAIN_MAX_BYTES,  # much bigger uploads are refused before they are even stored
             quiet=True, prevent_thread_lock=True,  # gradio's own hint says "set share=True in launch()"
+            app_kwargs={"routes": browser.routes()},  # the browser's runtime, model and scripts: /tinygpt-web/...
         )
         print(f"* Running on local URL:  {demo.local_url}", flush=True)
         if demo.share_url:

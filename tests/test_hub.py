@@ -24,6 +24,7 @@ from conftest import make_model
 from hub_server import HubServer
 from no_tinygpt import run_without_tinygpt
 from tinygpt import cli
+from tinygpt.browser_files import PAGE_FILES, find_runtime, space_files
 from tinygpt.card import write_model_card
 from tinygpt.hub import push_model, select_files, space_requirements
 from tinygpt.loading import ModelLoadError, load_pretrained
@@ -340,7 +341,12 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     push_model(model_dir, "tester/tiny")
     code, out, err = run_cli(capsys, "space", "tester/demo", "--model", "tester/tiny")
     assert code == 0, err
-    assert err == ""
+    runtime, _ = find_runtime(ROOT)
+    if runtime is None:  # no `npm ci` in this checkout: the Space works, its visitors' browsers do not write
+        assert err.startswith(f"warning: {ROOT / 'node_modules' / 'onnxruntime-web'} is missing (run `npm ci`"), err
+    else:
+        assert err == ""
+        assert "and node_modules/onnxruntime-web/ for visitors' browsers" in out
     assert f"{hub.url}/spaces/tester/demo" in out.splitlines()
 
     files = set(api.list_repo_files("tester/demo", repo_type="space"))
@@ -348,7 +354,12 @@ def test_space_repo(hub, api, model_dir, app_file, capsys):
     package = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     assert {"__init__.py", "modeling_tinygpt.py", "tokenization_tinygpt.py", "common.py"} <= package
     top = {".gitattributes", "README.md", "app.py", "requirements.txt", "data/tinyshakespeare.txt"}
-    assert files == top | {f"tinygpt/{f}" for f in package}
+    # Generate in the visitor's browser: the page's scripts, and onnxruntime-web where `npm ci` installed it
+    browser = set(space_files(ROOT))
+    assert {f"tinygpt/web/{name}" for name in PAGE_FILES} <= browser
+    assert files == top | {f"tinygpt/{f}" for f in package} | browser
+    for name in browser:
+        assert hub.read_file("tester/demo", name, repo_type="space") == (ROOT / name).read_bytes()
     assert hub.read_file("tester/demo", "app.py", repo_type="space") == app_file.read_bytes()  # unchanged
     for name in package:
         assert hub.read_file("tester/demo", f"tinygpt/{name}", repo_type="space") == (PACKAGE / name).read_bytes()

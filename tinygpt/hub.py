@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .browser_files import RUNTIME_DIR, space_files
 from .card import CARD_NAME, build_model_card, check_license
 from .common import one_line
 from .loading import (  # NotATinyGPTModelError: `tinygpt space --model` names a repo of another model type
@@ -55,7 +56,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # What app.py and the engine need on a Space, first in requirements.txt (pinned to the versions installed here,
 # which the tests ran), followed by anything else they import.
 SPACE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "accelerate",
-                      "gradio", "matplotlib", "tqdm")
+                      "gradio", "matplotlib", "tqdm",
+                      # the Space's own ONNX export for its visitors' browsers (tinygpt.browser_generate), when the
+                      # model repo has none: torch.onnx's exporter runs on onnxscript, which no file imports by name
+                      "onnxscript")
 # Extras a Space needs: gradio's OAuth ("Sign in with Hugging Face", so a visitor pushes their trained model with
 # their own token). The Space's README asks the Hub for it (`hf_oauth`, with the write-repos scope).
 SPACE_EXTRAS = {"gradio": ["oauth"]}
@@ -404,6 +408,12 @@ model is a matter of changing that variable in the Space's settings. The `tinygp
 tinygpt package: the demo's logic and the training engine that the app's Train tab runs, by default on
 `data/tinyshakespeare.txt`. A visitor who signs in with the Hub (`hf_oauth`) can push the model they trained.
 
+The Generate tab can write in the visitor's own browser: the browser loads `node_modules/onnxruntime-web/`
+(onnxruntime-web's WebAssembly build, from the npm registry, uploaded with this Space) and the model's ONNX export
+from this Space, never from a CDN. The export is the model repo's `onnx/model.onnx` when it was made from the same
+weights (`tinygpt export onnx`, then `tinygpt push`), else the Space makes one on its first visit. Where a browser
+cannot, the server writes, and the page says which.
+
 The same app runs locally, on Python {{ python }} or newer:
 
 ```bash
@@ -461,6 +471,10 @@ def create_space(
     notes = []
     if MODEL_ID_VARIABLE not in app_source:
         notes.append(f"{app} does not mention {MODEL_ID_VARIABLE}: the Space may not load {model_id}")
+    browser_files = space_files(PACKAGE_DIR.parent)
+    if not any(name.startswith(RUNTIME_DIR.as_posix()) for name in browser_files):
+        notes.append(f"{PACKAGE_DIR.parent / RUNTIME_DIR} is missing (run `npm ci` in the tinygpt checkout): the "
+                     "Space's visitors get their text from the server only, not from their own browser")
     bundled_text = PACKAGE_DIR.parent / BUNDLED_TEXT
     if not bundled_text.is_file():
         notes.append(f"{bundled_text} is missing (tinygpt is not installed from a checkout): the Space's Train tab "
@@ -486,6 +500,9 @@ def create_space(
         if bundled_text.is_file():
             (staging / BUNDLED_TEXT).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundled_text, staging / BUNDLED_TEXT)
+        for name in browser_files:  # Generate in the visitor's browser: its scripts and onnxruntime-web (npm ci)
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PACKAGE_DIR.parent / name, staging / name)
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         card.save(staging / CARD_NAME)
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from .browser_files import RUNTIME_DIR
 from .hub import BUNDLED_TEXT, MODEL_ID_VARIABLE, create_space, quiet_hub_logging
 
 
@@ -25,10 +26,12 @@ def run(args) -> int:
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
     top = [f for f in result.files if "/" not in f]
-    package = [f for f in result.files if f.startswith("tinygpt/")]
+    package = [f for f in result.files if f.startswith("tinygpt/") and f.endswith(".py")]
     text = " and the Train tab's bundled text" if BUNDLED_TEXT in result.files else ""
+    runtime = [f for f in result.files if f.startswith(RUNTIME_DIR.as_posix() + "/")]
+    browser = f", and {RUNTIME_DIR.as_posix()}/ for visitors' browsers" if runtime else ""
     print(f"Space {result.space_id} runs app.py on {result.model_id} (variable {MODEL_ID_VARIABLE}): "
-          f"{', '.join(top)}, and tinygpt/ ({len(package)} Python files: the training engine){text}")
+          f"{', '.join(top)}, and tinygpt/ ({len(package)} Python files: the training engine){text}{browser}")
     print(result.url)
     print("Its hardware is your choice, in the Space's settings on the Hub (CPU basic is enough for a tiny model).")
     return 0
