@@ -1,9 +1,11 @@
-"""The `tinygpt` command's front door: the list of subcommands, and `tinygpt --help` answered at once.
+"""The `tinygpt` command: one subcommand per module, each with `add_arguments(parser)` and `run(args)`.
 
 It is a module of its own, outside the `tinygpt` package, because importing the package registers the model with
 transformers' Auto classes, which loads torch and transformers: about 5 s of CPU, 19 s on a busy machine, before
-a word of help. Listing the subcommands needs none of that, so `tinygpt --help` is answered here; everything else
-goes to `tinygpt.cli`, which imports only the chosen subcommand's module.
+a word of help. Listing the subcommands needs none of that, so `tinygpt --help` is answered here without it;
+any other command imports the package and only the chosen subcommand's module: its arguments are added to its
+parser, and it runs. `python -m tinygpt.cli` is the same command (a Space's copy of the package has no console
+script, so that module imports this one only when it runs).
 
 A subcommand is one line in COMMANDS: its name, the module that has its `add_arguments(parser)` and `run(args)`,
 and its one-line help.
@@ -12,6 +14,7 @@ and its one-line help.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 # subcommand -> (module, one-line help)
@@ -38,6 +41,22 @@ def add_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return commands
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand argv names: its first word that is not an option (the top level has only -h)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line, with the arguments of `command` only (default: of every subcommand)."""
+    from tinygpt.common import OneLineArgumentParser  # imports the package: torch and transformers
+
+    parser = OneLineArgumentParser(prog=PROG, description=DESCRIPTION)
+    for name, sub in add_commands(parser).items():
+        if command is None or name == command:
+            importlib.import_module(COMMANDS[name][0]).add_arguments(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if len(argv) == 1 and argv[0] in HELP_FLAGS:  # the overview: nothing to import
@@ -45,9 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         add_commands(parser)
         parser.print_help()
         return 0
-    from tinygpt.cli import main as run_command  # a subcommand (or a mistake, said in tinygpt's one-line style)
+    from tinygpt.common import one_line, quiet_libraries
 
-    return run_command(argv)
+    quiet_libraries()  # progress bars for loading a 1 MB file would drown the text we stream
+    command = chosen_command(argv)
+    # An unknown word is refused by argparse, naming the choices; no module to import for it.
+    args = build_parser(command if command in COMMANDS else "").parse_args(argv)
+    try:
+        return importlib.import_module(args.module).run(args)
+    except (ValueError, OSError) as err:  # bad input: one clear line, no traceback
+        print(f"tinygpt {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
