@@ -26,8 +26,8 @@ from no_tinygpt import run_without_tinygpt
 from tinygpt import cli
 from tinygpt.browser_files import PAGE_FILES, find_runtime, space_files
 from tinygpt.card import write_model_card
-from tinygpt.hub import push_model, select_files
 from tinygpt.loading import ModelLoadError, load_pretrained
+from tinygpt.model_repo import push_model, select_files
 from tinygpt.space_repo import space_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
