@@ -1,8 +1,8 @@
 """Sharing a model folder as a model repo on the Hugging Face Hub: `tinygpt push`, and `train.py --push-to-hub`.
 
 What goes up is the loadable part of the folder (weights, config, tokenizer and the code files that
-`trust_remote_code` loads), its ONNX export when it matches the weights, and a freshly built model card; resume
-state stays local unless asked for. Nothing here touches the local folder: the upload is staged in a temporary
+`trust_remote_code` loads), its ONNX export when it was made from these weights (a fresh one with `onnx=True`),
+and a freshly built model card; resume state stays local unless asked for. Nothing here touches the local folder: the upload is staged in a temporary
 folder (the files to share plus the refreshed card), so a failed push leaves the model folder exactly as it was.
 The Hub client's plumbing (which Hub, whose token, the Hub's errors as one line) is tinygpt.hub's.
 
