@@ -2,9 +2,10 @@
 
 What goes up is the loadable part of the folder (weights, config, tokenizer and the code files that
 `trust_remote_code` loads), its ONNX export when it was made from these weights (a fresh one with `onnx=True`),
-and a freshly built model card; resume state stays local unless asked for. Nothing here touches the local folder: the upload is staged in a temporary
-folder (the files to share plus the refreshed card), so a failed push leaves the model folder exactly as it was.
-The Hub client's plumbing (which Hub, whose token, the Hub's errors as one line) is tinygpt.hub's.
+and a freshly built model card; resume state stays local unless asked for. Nothing here touches the local
+folder: the upload is staged in a temporary folder (the files to share plus the refreshed card), so a failed push
+leaves the model folder exactly as it was. The Hub client's plumbing (which Hub, whose token, the Hub's errors as
+one line) is tinygpt.hub's.
 
     push_folder("out", "me/tiny-shakespeare")            # what `train.py --push-to-hub` calls
 """
