@@ -672,21 +672,21 @@ def test_convert_seed_overwrite_keeps_the_users_files(tmp_path, capsys, trained,
 def test_a_push_never_writes_into_the_folder_it_stages(tmp_path, trained, hub_server, monkeypatch):
     """`tinygpt push` stages hard links to the folder's files; the card it writes must be a new file even where a
     file of the folder lands under the card's name (readme.md on a case-insensitive disk, simulated here)."""
-    from tinygpt import hub
+    from tinygpt import model_repo
 
     folder = tmp_path / "model"
     shutil.copytree(trained, folder)
     (folder / "README.md").write_text("# my own notes about this model\n")
     (folder / "notes.txt").write_text("mine\n")
     before = folder_digest(folder)
-    chosen = hub.select_files
+    chosen = model_repo.select_files
 
     def with_the_readme(model_dir, include_training_state=False):
         files, left_out = chosen(model_dir, include_training_state)
         return files + ["README.md"], left_out
 
-    monkeypatch.setattr(hub, "select_files", with_the_readme)
-    result = hub.push_model(folder, "me/tiny", token="hf_test", endpoint=hub_server.url)
+    monkeypatch.setattr(model_repo, "select_files", with_the_readme)
+    result = model_repo.push_model(folder, "me/tiny", token="hf_test", endpoint=hub_server.url)
     assert result.changed and folder_digest(folder) == before
     assert hub_server.read_file("me/tiny", "notes.txt") == b"mine\n"
     assert b"library_name" in hub_server.read_file("me/tiny", "README.md")

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from tinygpt import training
 from tinygpt.engine import Trainer
-from tinygpt.hub import push_model
 from tinygpt.loading import load_pretrained
+from tinygpt.model_repo import push_model
 from tinygpt.publish import ModelCardWriter
 from tinygpt.settings import TrainingSettings
 from train_helpers import trainer_state

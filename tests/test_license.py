@@ -8,7 +8,7 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from tinygpt import cli, training
 from tinygpt.card import build_model_card
-from tinygpt.hub import push_model
+from tinygpt.model_repo import push_model
 from train_helpers import TINY, trainer_state, write_corpus
 
 TOKEN = "hf_local_test_token"

@@ -27,7 +27,8 @@ def test_a_generated_space_installs_in_a_clean_environment_and_serves(hub_server
     from huggingface_hub import SpaceCard, snapshot_download
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tinygpt.hub import create_space, push_model
+    from tinygpt.model_repo import push_model
+    from tinygpt.space_repo import create_space
 
     model_dir = make_model_dir(tmp_path / "model")
     push_model(model_dir, "tester/tiny", token=TOKEN, endpoint=hub_server.url)

@@ -555,7 +555,7 @@ def test_usage_errors_are_one_line(capsys):
 
 
 def test_push_failure_keeps_the_run(tmp_path, capsys, corpus, monkeypatch):
-    """--push-to-hub calls tinygpt.hub.push_folder; when it fails, training and the local folder go on, the
+    """--push-to-hub calls tinygpt.model_repo.push_folder; when it fails, training and the local folder go on, the
     command to retry is printed once, and the exit status is 3 (the local Hub's 401 is in test_train_cli.py)."""
     import sys
     import types
@@ -566,7 +566,7 @@ def test_push_failure_keeps_the_run(tmp_path, capsys, corpus, monkeypatch):
         calls.append((model_dir, repo_id, kwargs))
         raise OSError("could not reach the Hub at https://hub.invalid: connection refused")
 
-    monkeypatch.setitem(sys.modules, "tinygpt.hub", types.SimpleNamespace(push_folder=push_folder))
+    monkeypatch.setitem(sys.modules, "tinygpt.model_repo", types.SimpleNamespace(push_folder=push_folder))
     out_dir = tmp_path / "run"
     code, out, err = train(capsys, "--data", corpus, "--out-dir", out_dir, *TINY, "--max-iters", 10,
                            "--eval-interval", 5, "--push-to-hub", "me/tiny", "--push-every-eval")

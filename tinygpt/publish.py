@@ -72,7 +72,7 @@ class HubPusher(TrainerCallback):
             self._unsaid = None
 
     def push(self, trainer, step):
-        from .hub import push_folder
+        from .model_repo import push_folder
 
         kept = trainer.state.model_eval or {}  # the losses of the weights being pushed
         message = f"step {step}" + (f": val loss {kept['val_loss']:.4f}" if "val_loss" in kept else "")

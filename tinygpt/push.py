@@ -1,11 +1,12 @@
-"""`tinygpt push DIR REPO_ID`: share a model folder on the Hub (see tinygpt.hub for what is pushed and how)."""
+"""`tinygpt push DIR REPO_ID`: share a model folder on the Hub (see tinygpt.model_repo for what is pushed and how)."""
 
 from __future__ import annotations
 
 import sys
 
 from .card import load_snippet
-from .hub import push_model, quiet_hub_logging
+from .hub import quiet_hub_logging
+from .model_repo import push_model
 
 
 def add_arguments(parser) -> None:

@@ -1,12 +1,13 @@
 """`tinygpt space SPACE_ID --model REPO_ID`: a Gradio Space running app.py, with the tinygpt package and the bundled
-tiny Shakespeare beside it for the Train tab, on a pushed model (see tinygpt.hub)."""
+tiny Shakespeare beside it for the Train tab, on a pushed model (see tinygpt.space_repo)."""
 
 from __future__ import annotations
 
 import sys
 
 from .browser_files import RUNTIME_DIR
-from .hub import BUNDLED_TEXT, MODEL_ID_VARIABLE, create_space, quiet_hub_logging
+from .hub import quiet_hub_logging
+from .space_repo import BUNDLED_TEXT, MODEL_ID_VARIABLE, create_space
 
 
 def add_arguments(parser) -> None:

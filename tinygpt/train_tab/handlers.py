@@ -246,7 +246,8 @@ class TrainTab:
         return str(session.zip_path)
 
     def push(self, repo_id: str, token: str, request: gr.Request, oauth_token=None) -> str:
-        from tinygpt.hub import HubError, push_model
+        from tinygpt.hub import HubError
+        from tinygpt.model_repo import push_model
 
         session = self.sessions.get(request)
         if session is None or session.folder is None:
