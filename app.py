@@ -117,8 +117,9 @@ the future: no peeking.
 
 TRAIN_HELP = """\
 Train a model on a text of your choice, right here: the loop from the final post (get a batch, predict every next
-character, nudge the weights), with a sample written after every evaluation. From scratch, watch it go from random
-characters to words; or fine-tune the model being served, which starts from what it already knows. When it ends, or you press **Stop**, this tab's Generate and See inside use your model;
+character, nudge the weights), with the loss measured every few seconds and a sample of what it writes. From
+scratch, watch it go from random characters to words; or fine-tune the model being served, which starts from what it
+already knows. When it ends, or you press **Stop**, this tab's Generate and See inside use your model;
 other visitors never see it, and it is gone when you close the tab, so download it or push it to the Hub.
 """
 

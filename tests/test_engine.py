@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -74,7 +75,8 @@ class Recorder(TrainerCallback):
 def test_settings_round_trip(tmp_path, text):
     """flags -> TrainingSettings -> trainer_state.json -> its reproduce command -> the same TrainingSettings."""
     flags = ["--preset", "cpu", *TINY, "--max-iters", "4", "--eval-interval", "2", "--max-seconds", "600",
-             "--lr-decay-iters", "400", "--warmup-iters", "2", "--dropout", "0.1", "--seed", "7"]
+             "--lr-decay-iters", "400", "--warmup-iters", "2", "--dropout", "0.1", "--seed", "7",
+             "--sample-interval", "4", "--save-interval", "4"]
     run_options = training.RUN_OPTIONS
 
     def settings_from(argv):
@@ -90,7 +92,9 @@ def test_settings_round_trip(tmp_path, text):
     assert TrainingSettings.from_dict(state["training_args"]) == settings
     command = state["command"].split()
     assert command[:2] == ["python", "train.py"]
-    assert settings_from(command[2:]) == settings
+    # How often a run saves is left out (it trains the same model): a copy from the command saves at every evaluation.
+    assert settings.save_interval == 4 and "--save-interval" not in command and "--sample-interval" in command
+    assert settings_from(command[2:]) == dataclasses.replace(settings, save_interval=None)
     assert TrainingSettings.from_dict(settings.to_dict()) == settings
     assert TrainingSettings.from_dict(load_training_state(tmp_path / "run")["settings"]) == settings
 
@@ -102,6 +106,10 @@ def test_settings_round_trip(tmp_path, text):
     ({"n_layer": "2"}, "--n-layer must be int, got '2'"),
     ({"device": "tpu"}, "--device must be one of auto, cpu, cuda, mps, got 'tpu'"),
     ({"layers": 2}, "unknown training setting(s) layers"),
+    ({"eval_interval": 3, "sample_interval": 4}, "--sample-interval (4) must be a multiple of --eval-interval (3): "
+     "it happens at evaluations"),
+    ({"eval_interval": 3, "save_interval": 5}, "--save-interval (5) must be a multiple of --eval-interval (3)"),
+    ({"sample_interval": 0}, "--sample-interval must be at least 1, got 0"),
 ])
 def test_bad_settings_are_training_errors(overrides, message):
     with pytest.raises(TrainingError, match="^" + re.escape(message)):
@@ -453,6 +461,78 @@ def test_best_val_model_is_kept_and_overfitting_is_told(tmp_path, text, monkeypa
     assert card.data.val_loss == 2.0 and "Best validation loss: **2.0000**" in card.text
     assert "the weights kept in this folder" in card.text and warning in card.text
     assert "lower is better" in card.text and f"{2.0 / 0.6931471805599453:.2f} bits per character" in card.text
+
+
+def test_losses_between_samples_and_checkpoints_keep_the_best_and_its_sample(tmp_path, text, monkeypatch):
+    """sample_interval and save_interval (the Train tab's cadence): every evaluation records the losses, only those
+    at sample_interval's multiples (and the last) write a sample, only those at save_interval's a checkpoint. The
+    best weights, found at an evaluation of losses only, are the folder's model all the same; they are sampled when
+    a checkpoint keeps them, so the card shows what they write."""
+    scripted_losses(monkeypatch, [(3.0, 3.0), (2.0, 2.0), (1.5, 2.2), (1.2, 2.4), (1.0, 2.6)])
+    weights = {}
+
+    class Snapshot(Recorder):
+        def on_evaluate(self, trainer, record):
+            super().on_evaluate(trainer, record)
+            weights[record["step"]] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    recorder, out_dir = Snapshot(), tmp_path / "run"
+    settings = TrainingSettings(**TINY_SETTINGS, max_iters=8, eval_interval=2, sample_interval=4, save_interval=4,
+                                keep="best")
+    trainer = Trainer(settings, text=text, out_dir=out_dir, callbacks=[recorder, ModelCardWriter()],
+                      sample_length=20)
+    trainer.train()
+    announced = [e[1] for e in recorder.events if e[0] == "evaluate"]
+    assert [(r["step"], "sample" in r) for r in announced] == [(0, True), (2, False), (4, True), (6, False),
+                                                                (8, True)]
+    assert [e[1] for e in recorder.events if e[0] == "save"] == [0, 4, 8]
+    state = RunState.load(out_dir)
+    assert (state.best_step, state.model_step, state.global_step) == (2, 2, 8)
+    model, _ = load_pretrained(out_dir)
+    assert all(torch.equal(value, weights[2][name]) for name, value in model.state_dict().items())
+    # Step 2's sample was added when step 4's checkpoint kept its weights: what those weights write.
+    assert [("sample" in r) for r in state.log_history] == [True, True, True, False, True]
+    assert trainer.state.log_history == state.log_history
+    trainer.model.load_state_dict(weights[2])
+    assert state.best_eval["sample"] == trainer.sample() != state.last_eval["sample"]
+    assert state.best_eval["sample"] in ModelCard.load(out_dir / "README.md").text.split("## A sample")[1]
+
+
+def test_the_cadence_never_changes_the_training(tmp_path, text, monkeypatch):
+    """Losses-only evaluations, samples of the kept weights and fewer checkpoints move no random stream and no
+    weight: the same run with a sample and a checkpoint at every evaluation ends bit for bit the same, and so does
+    one stopped at a checkpoint and resumed (it keeps the cadence, a saved setting)."""
+    measured = Trainer.estimate_loss
+
+    def best_at_step_2(self):  # the real losses, val lifted after step 2: the kept weights are a losses-only point's
+        train_loss, val_loss = measured(self)
+        return train_loss, val_loss + (10.0 if self.step > 2 else 0.0)
+
+    monkeypatch.setattr(Trainer, "estimate_loss", best_at_step_2)
+    short = dict(sample_length=20)
+    rare = dict(SCHEDULED, eval_interval=2, sample_interval=4, save_interval=4, keep="best")
+    runs = {"every": dict(SCHEDULED, eval_interval=2, keep="best"), "rare": rare}
+    for name, settings in runs.items():
+        Trainer(TrainingSettings(**settings, max_iters=8), text=text, out_dir=tmp_path / name, **short).train()
+    Trainer(TrainingSettings(**rare, max_iters=4), text=text, out_dir=tmp_path / "resumed", **short).train()
+    resumed = Trainer.resume(tmp_path / "resumed", max_iters=8, **short)
+    assert resumed.settings.sample_interval == 4 and resumed.settings.save_interval == 4
+    resumed.train()
+    every, rare_state, again = (load_training_state(tmp_path / name) for name in ("every", "rare", "resumed"))
+    for other in (rare_state, again):
+        assert all(torch.equal(every["model"][k], other["model"][k]) for k in every["model"])
+        assert every["optimizer"]["state"].keys() == other["optimizer"]["state"].keys()
+        assert all(torch.equal(every["optimizer"]["state"][i]["exp_avg_sq"], other["optimizer"]["state"][i]
+                               ["exp_avg_sq"]) for i in every["optimizer"]["state"])
+
+    def losses(log):
+        return [(r["step"], r["train_loss"], r["val_loss"]) for r in log]
+
+    assert losses(every["log_history"]) == losses(rare_state["log_history"]) == losses(again["log_history"])
+    assert without_elapsed(again["log_history"]) == without_elapsed(rare_state["log_history"])
+    sampled = {r["step"]: r["sample"] for r in every["log_history"]}
+    assert [r["step"] for r in rare_state["log_history"] if "sample" in r] == [0, 2, 4, 8]  # 2: the kept weights
+    assert all(sampled[r["step"]] == r["sample"] for r in rare_state["log_history"] if "sample" in r)
 
 
 def test_compile_trains_through_the_compiled_step(tmp_path, text, monkeypatch):

@@ -115,7 +115,7 @@ the model, is the text it was trained on: put this folder there under that name)
 {% endif %}{% if history %}
 ## How it learned
 
-The text it wrote at each evaluation, from a newline with the same seed: random characters first, then the
+The text it wrote as it trained, from a newline with the same seed: random characters first, then the
 corpus's letters and spaces, then words.
 {% for record in history %}
 **step {{ record.step }}**, val loss {{ record.val_loss }}

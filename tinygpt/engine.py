@@ -5,7 +5,8 @@
     Trainer.resume("out", max_iters=4800).train()  # continue it exactly, checked as train.py --resume checks it
 
 `Trainer` is the recipe (torchtune's style): `setup` builds the run, `train` is the final post's loop (batch,
-forward, backward, AdamW step; `evaluate()` every `eval_interval` steps, now with a sample of text, then a `save`).
+forward, backward, AdamW step; `evaluate()` every `eval_interval` steps, now with a sample of text, then a `save`;
+`sample_interval` and `save_interval` make those two rarer than the losses, as the demo's Train tab does).
 A run that ends early (stop(), the time limit) is evaluated at the step it ended before it is saved, so what it
 offers is measured on the weights offered. The parts are components, each in its own small module:
 
@@ -57,6 +58,12 @@ __all__ = ["Trainer", "TrainerCallback"]  # TrainerCallback lives in trainer_cal
 
 SAMPLE_LENGTH = 300  # characters of text generated at every evaluation
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for --compile (tests use "eager": the same path, no C++ build)
+
+
+def due(step: int, interval: int | None) -> bool:
+    """Whether an evaluation at `step` also samples (sample_interval) or saves (save_interval): None = at every
+    evaluation, 0 = never (the run's end does both anyway), else at the interval's multiples."""
+    return interval is None or bool(interval) and step % interval == 0
 
 
 class Trainer:
@@ -248,8 +255,9 @@ class Trainer:
             self._emit("on_train_begin")
             while (reason := self._end_reason(step)) is None:
                 if step % s.eval_interval == 0 and not self._evaluated(step):
-                    self.evaluate(step)
-                    self.save(step)
+                    self.evaluate(step, sample=due(step, s.sample_interval))
+                    if due(step, s.save_interval):
+                        self.save(step)
                 loss = self.train_step(step)
                 step = self.step = step + 1
                 if self.losses.add(step - 1, loss):  # every FINITE_CHECK_EVERY steps, one device sync
@@ -258,6 +266,8 @@ class Trainer:
             self.state.status = reason  # recorded in the last checkpoint
             if not self._evaluated(step):  # the final model's losses and sample: a stopped one too, never older ones
                 self.evaluate(step)
+            elif "sample" not in self.log_history[-1]:  # evaluated here for its losses only (a resumed run's last)
+                self.log_history[-1]["sample"] = self.sample() if self.is_main else ""
             if self.checkpointer.saved_step != step:
                 self.save(step)
             self._emit("on_train_end", reason)
@@ -337,9 +347,10 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, step: int) -> dict:
+    def evaluate(self, step: int, sample: bool = True) -> dict:
         """Losses and a sample of the model as it is at `step`, recorded in the state (and announced); a
-        non-finite loss (since the last check, or now) raises TrainingDiverged before anything is sampled."""
+        non-finite loss (since the last check, or now) raises TrainingDiverged before anything is sampled.
+        `sample=False` (between the sample_interval's evaluations): the losses only, a record without "sample"."""
         self._check_finite()
         train_loss, val_loss = self.estimate_loss()
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # the last update broke the weights
@@ -347,7 +358,8 @@ class Trainer:
         record = {"step": step, "train_loss": train_loss, "val_loss": val_loss,
                   "lr": self.settings.learning_rate_at(max(step - 1, 0)),  # the rate of the step that led here
                   "elapsed_s": round(self.elapsed(), 3)}
-        record["sample"] = self.sample() if self.is_main else ""
+        if sample:
+            record["sample"] = self.sample() if self.is_main else ""
         self.state.elapsed_s = record["elapsed_s"]
         if self.state.record_evaluation(record) and self.settings.keep == "best":
             self.checkpointer.keep_best(self.model, step)
@@ -383,9 +395,17 @@ class Trainer:
         return tuple(means.tolist())
 
     @torch.no_grad()
-    def sample(self) -> str:
+    def sample(self, weights: dict | None = None) -> str:
         """`sample_length` characters generated from a newline (else id 0) with the run's seed, inside `fork_rng`,
-        so it never moves the training's random streams."""
+        so it never moves the training's random streams. `weights` (a state dict: the kept best ones) are sampled
+        instead of the model's own, which are then put back exactly."""
+        if weights is not None:
+            current = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
+            self.model.load_state_dict(weights)
+            try:
+                return self.sample()
+            finally:
+                self.model.load_state_dict(current)
         start = self.tokenizer.convert_tokens_to_ids("\n") if "\n" in self.chars else 0
         input_ids = torch.tensor([[start]], device=self.device)
         accelerated = self.device.type in ("cuda", "mps")
@@ -393,7 +413,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device.index or 0] if accelerated else [],
                                    device_type=self.device.type if accelerated else "cuda"):
             torch.manual_seed(self.settings.seed)
-            with self.accelerator.autocast():
+            # inference_mode: no version counters or views tracked, 10-15 % off a sample here (the same text)
+            with self.accelerator.autocast(), torch.inference_mode():
                 out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
                                           **generation_kwargs(self.sample_length, 1.0, 0, 1.0))
         self.model.train()
@@ -408,8 +429,18 @@ class Trainer:
         self._check_finite()
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverged(step, float("nan"))
+        self._sample_kept(step)
         self.checkpointer.save(self, step, on_checkpoint=lambda folder: self._emit("on_checkpoint", step, folder))
         self._emit("on_save", step, self.out_dir)
+
+    def _sample_kept(self, step: int) -> None:
+        """The card and the page show the sample of the weights the folder holds: where their evaluation recorded
+        losses only (sample_interval), sample them now (the kept best copy, or the model itself) into that record."""
+        kept = self.checkpointer.model_step(step)
+        record = next((r for r in reversed(self.log_history) if r["step"] == kept), None)
+        if record is not None and "sample" not in record:
+            weights = self.checkpointer.best_weights if kept != step else None
+            record["sample"] = self.sample(weights) if self.is_main else ""
 
     def repair(self) -> None:
         """Rewrite the model files of a resumed folder that are damaged or incomplete (`damage`) from its resume

@@ -26,7 +26,8 @@ class RunState:
     global_step: int = 0  # optimizer steps done
     max_steps: int = 0  # the step the run trains to (--max-iters)
     log_history: list[dict] = field(default_factory=list)  # one record per evaluation, oldest first:
-    # {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}
+    # {"step", "train_loss", "val_loss", "lr", "elapsed_s", "sample"}; no "sample" where only the losses were
+    # recorded (`sample_interval`), until a checkpoint keeps those weights (their sample is then added)
     best_val_loss: float | None = None  # the lowest val_loss in log_history
     best_step: int | None = None  # the step of that evaluation
     model_step: int | None = None  # the step whose weights the folder's model.safetensors holds

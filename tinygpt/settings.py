@@ -64,8 +64,9 @@ DATA, MODEL, OPTIM, EVAL, RUNTIME = ("data and output", "model (the seed's names
                                      "evaluation and checkpoints", "runtime")
 # Where a run reports besides train.py's output (transformers' `report_to` names); each needs its pip extra.
 REPORT_TO = ("tensorboard", "trackio")
-# Settings that change where a run reports, not the model it trains: left out of the reproduce command.
-NOT_REPRODUCED = ("report_to", "license")
+# Settings that change where a run reports or how often it saves, not the model it trains: left out of the
+# reproduce command.
+NOT_REPRODUCED = ("report_to", "license", "save_interval")
 
 PRESETS = {
     # The blog series' final post: exactly the defaults, listed so `--preset seed` reads as the recipe.
@@ -144,8 +145,19 @@ class TrainingSettings:
     beta2: float = setting(0.999, "AdamW beta2 (default: {default})", OPTIM, "fraction")
     grad_clip: float = setting(0.0, "clip the gradient norm to this value; 0 = off (default: {default})", OPTIM,
                                "non_negative")
-    eval_interval: int = setting(300, "estimate the train and val loss, then save a checkpoint, every this many "
-                                 "steps (the posts do not publish it; default: {default})", EVAL, "at_least_1")
+    eval_interval: int = setting(300, "estimate the train and val loss, with a text sample, then save a checkpoint, "
+                                 "every this many steps (the posts do not publish it; default: {default})", EVAL,
+                                 "at_least_1")
+    # The Train tab's: loss points between samples and checkpoints (both cost more than the losses; a learner wants
+    # the curve's points often, the text now and then, and the folder complete only when the run ends).
+    sample_interval: int | None = setting(
+        None, "generate the text sample only every this many steps, a multiple of --eval-interval; the evaluations "
+        "between record losses only. The last step is always sampled, and so are the weights a checkpoint keeps "
+        "(default: at every evaluation)", EVAL, "at_least_1")
+    save_interval: int | None = setting(
+        None, "save a checkpoint only every this many steps, a multiple of --eval-interval; 0 = only when the run "
+        "ends (stopped or not; a killed run then leaves nothing) (default: at every evaluation)", EVAL,
+        "non_negative")
     eval_iters: int = setting(200, "batches averaged per loss estimate (the posts do not publish it; default: "
                               "{default})", EVAL, "at_least_1")
     eval_batch_size: int | None = setting(None, "sequences per evaluation batch (default: --batch-size)", EVAL,
@@ -229,6 +241,11 @@ class TrainingSettings:
         for name in ("dataset_config", "dataset_split", "text_column"):
             if getattr(self, name) is not None and self.dataset is None:
                 raise TrainingError(f"{flag_name(name)} needs --dataset NAME")
+        for name in ("sample_interval", "save_interval"):  # both happen at evaluations, the end aside
+            value = getattr(self, name)
+            if value and value % self.eval_interval:
+                raise TrainingError(f"{flag_name(name)} ({value}) must be a multiple of --eval-interval "
+                                    f"({self.eval_interval}): it happens at evaluations")
         if self.lr_schedule == "cosine" and self.lr_decay_iters is None:
             raise TrainingError("--lr-schedule cosine needs --lr-decay-iters: the step where the rate reaches "
                                 "--min-lr (e.g. the planned --max-iters)")

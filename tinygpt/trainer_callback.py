@@ -20,7 +20,8 @@ class TrainerCallback:
     def on_train_begin(self, trainer): ...  # state.global_step is the first step (not 0 when resumed)
     def on_step_end(self, trainer, step, loss, lr): ...  # `step` steps done; loss: a 0-dim tensor (.item() syncs)
     def on_evaluate(self, trainer, record): ...  # state.log_history[-1]: {"step", "train_loss", "val_loss", "lr",
-    #                                             "elapsed_s", "sample"}; state.warnings may have grown
+    #                                             "elapsed_s", "sample"} ("sample" only where the run sampled:
+    #                                             sample_interval); state.warnings may have grown
     def on_checkpoint(self, trainer, step, folder): ...  # add files to the checkpoint being written in `folder`
     def on_save(self, trainer, step, out_dir): ...  # a complete checkpoint of `step` is in out_dir
     def on_train_end(self, trainer, reason): ...  # reason == state.status: "finished" | "stopped" | "time_limit"

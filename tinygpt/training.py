@@ -84,7 +84,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         flag_groups(RunOptions, TrainingSettings, PushOptions), prog=prog, formatter_class=argparse.HelpFormatter,
         description="Train a character-level GPT on any UTF-8 text. With no arguments: the blog series' settings "
         "on tiny Shakespeare. The output folder is a Hugging Face model folder (from_pretrained loads it) and is "
-        "checkpointed atomically after every evaluation.",
+        "checkpointed atomically after every evaluation (or every --save-interval steps).",
         epilog="Several processes: `torchrun --nproc-per-node N train.py ...` or `accelerate launch "
         "--num_processes N train.py ...`. Each process samples its own --batch-size sequences, so one step sees "
         "batch_size x N sequences; --max-iters, --eval-interval and the schedule count optimizer steps, whatever N "

@@ -42,25 +42,35 @@ ENDED = ("finished", "stopped", "time_limit", "cancelled")
 
 # What an evaluation of the seed's model costs in the Train tab, in its own steps (batch 32): the losses over
 # EVAL_ITERS batches of 128 of each split (about 2.5-3 steps a batch), the 300-character sample (18-24 steps) and the
-# checkpoint with its card and plot (7 steps). benchmarks/README.md, "Words sooner", has the measurements.
+# checkpoint with its card and plot (7 steps; the first one 40, matplotlib's import). benchmarks/README.md, "Words
+# sooner", has the measurements.
 EVAL_ITERS = 4  # the cpu preset's 10 cost 25-28 steps; 4 keep the standard error near 0.016 (same batches each time)
-# The seed's model: a val point about every 3 s (was 5), evaluating about a quarter of the time (was a fifth); on tiny
-# Shakespeare val <= 2.0 then shows at step 700 instead of 900, for about 0.8x the work.
+# The seed's model: a point on the curve about every 3 s; on tiny Shakespeare val <= 2.0 shows at step 700.
 EVAL_EVERY = 175
+# Only every SAMPLE_EVERY-th evaluation writes a sample (the first, step 0's random characters, included); the last
+# step and the weights the folder keeps are always sampled. Costing as much as two loss estimates, samples every
+# evaluation were a third of what it took to show val <= 2.0 beside the steps.
+SAMPLE_EVERY = 2
 
 
 def evaluation_settings(dims: tuple[int, int, int, int], max_iters: int = 0) -> dict:
-    """How often the Train tab's runs evaluate (each evaluation is a point on the curve and a sample on the page), and
-    over how many batches, as TrainingSettings overrides. Every EVAL_EVERY steps for the seed's model; a bigger
-    model's steps cost more (about n_layer x n_embd^2 x block_size), so it evaluates proportionally more often, down
-    to every 25 steps; a smaller one less often, up to every 300 (its evaluations cost about as much: the sample and
-    the checkpoint). A run of `max_iters` steps evaluates at least 4 times."""
+    """How often the Train tab's runs evaluate (each evaluation is a point on the curve; every SAMPLE_EVERY-th also a
+    sample on the page), over how many batches, and when they save, as TrainingSettings overrides. Every EVAL_EVERY
+    steps for the seed's model; a bigger model's steps cost more (about n_layer x n_embd^2 x block_size), so it
+    evaluates proportionally more often, down to every 25 steps; a smaller one less often, up to every 300 (its
+    evaluations cost about as much: the sample). A run of `max_iters` steps evaluates at least 4 times.
+
+    The folder is saved once, when the run ends (finished, stopped, or out of time): nobody can download a model
+    before that, and a training that fails is reported and its folder deleted whatever it held, so checkpoints
+    along the way (weights, card, loss plot) would only cost time. The best weights are kept in memory
+    (keep="best") and are the ones saved."""
     n_layer, _, n_embd, block_size = dims
     cost = n_layer * n_embd**2 * block_size / (2 * 64**2 * 32)
     interval = int(min(300, max(25, EVAL_EVERY / cost // 25 * 25)))
     if max_iters:
         interval = min(interval, max(1, max_iters // 4))
-    return {"eval_interval": interval, "eval_iters": EVAL_ITERS}
+    return {"eval_interval": interval, "eval_iters": EVAL_ITERS, "sample_interval": SAMPLE_EVERY * interval,
+            "save_interval": 0}
 
 
 @dataclass(frozen=True)

@@ -78,14 +78,15 @@ def started_from(job: Job) -> str:
 
 
 def samples_html(job: Job) -> str:
-    """The newest sample in full, the older ones folded (a click opens each): the page stays short."""
-    evaluations = job.state.log_history if job.state else []
-    if not evaluations:
-        return '<p class="samples-note">A sample of what the model writes appears here after each evaluation.</p>'
+    """The newest sample in full, the older ones folded (a click opens each): the page stays short. Samples come
+    with every other evaluation (`job.evaluation_settings`); the chart has them all."""
+    sampled = [e for e in job.state.log_history if "sample" in e] if job.state else []
+    if not sampled:
+        return '<p class="samples-note">A sample of what the model writes appears here as it trains.</p>'
     parts = []
-    for i, e in enumerate(reversed(evaluations)):
+    for i, e in enumerate(reversed(sampled)):
         title = f"step {e['step']:,} · val {e['val_loss']:.3f}"
-        text = html.escape(e.get("sample") or "")
+        text = html.escape(e["sample"])
         if i == 0:
             parts.append(f'<div class="sample newest"><p><strong>Newest sample: {title}</strong></p><pre>{text}</pre>'
                          "</div>")
