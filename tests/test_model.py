@@ -419,6 +419,24 @@ def test_outputs_have_exactly_the_fields_of_causal_lm_output_with_past(model):
     assert len(as_tuple) == 3 and torch.equal(as_tuple[0], plain.logits)  # logits, cache, hidden_states
 
 
+def test_recorded_outputs_are_whole_when_only_the_last_logits_are_kept(model):
+    """transformers' test_*_generate_dict_outputs: generate() asks for the last position's logits only
+    (logits_to_keep=1), where the last block computes only that position; asked for attentions or hidden states, it
+    computes them all, so every layer's attentions are (B, n_head, T, T) and every hidden state (B, T, C), the same
+    as with every logit kept."""
+    x = torch.randint(0, model.config.vocab_size, (2, 7))
+    with torch.no_grad():
+        whole = model(x, output_attentions=True, output_hidden_states=True)
+        last = model(x, output_attentions=True, output_hidden_states=True, logits_to_keep=1)
+    n_head, n_embd = model.config.n_head, model.config.n_embd
+    assert [tuple(a.shape) for a in last.attentions] == [(2, n_head, 7, 7)] * model.config.n_layer
+    assert [tuple(h.shape) for h in last.hidden_states] == [(2, 7, n_embd)] * (model.config.n_layer + 1)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(last.attentions, whole.attentions))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(last.hidden_states, whole.hidden_states))
+    assert last.logits.shape == (2, 1, model.config.vocab_size)
+    assert torch.allclose(last.logits, whole.logits[:, -1:], atol=1e-6)
+
+
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
 def test_a_packed_row_longer_than_block_size_matches_the_padded_batch(model, attn_implementation):
     """transformers' test_{eager,sdpa}_padding_matches_padding_free_with_position_ids: a left-padded batch, packed

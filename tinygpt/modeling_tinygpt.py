@@ -283,9 +283,10 @@ class TinyGPTForCausalLM(TinyGPTPreTrainedModel, GenerationMixin):
         # position's keys and values still reach the cache). Exact, and it saves 1/n_layer of the work where a whole
         # text runs again: past block_size, at every step. Not with a static cache (sdpa's causal kernel is what hides
         # its empty slots) nor when hidden states or attentions are recorded.
-        last = isinstance(logits_to_keep, int) and logits_to_keep == 1 and not getattr(cache, "is_compileable", False)
         recorded = {name: kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states",
                                                                                    "output_attentions")}
+        last = isinstance(logits_to_keep, int) and logits_to_keep == 1 and not getattr(cache, "is_compileable", False)
+        last = last and not any(recorded.values())
         attention = attention_function(self.config, recorded["output_attentions"])
         hidden_states = attentions = None
         # transformers' output capture costs ~40 us a forward: only when asked for, or once its hooks are on the blocks
