@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Put the generic model tests of the INSTALLED transformers release into ./upstream, unmodified:
 #   - from that release's PyPI source distribution: tests/*.py (ModelTesterMixin, ConfigTester,
-#     TrainingTesterMixin, testing helpers). Checked for 5.25.0: the sdist has tests/ but not tests/generation,
-#     tests/exporters or tests/utils, which test_modeling_common.py imports;
+#     TrainingTesterMixin, testing helpers). Checked for 5.25.0: the sdist has tests/ but not tests/__init__.py,
+#     tests/generation, tests/exporters or tests/utils, which test_modeling_common.py imports;
 #   - those from a clone of the transformers repository (github.com/huggingface/transformers), checked out at the
 #     release's tag (v$version): tests/generation (GenerationTesterMixin), tests/exporters, tests/utils,
 #     utils/test_module. Pass the clone's path as $1; a clone at another commit is refused unless FORCE=1.
@@ -31,7 +31,9 @@ tmp="$(mktemp -d)"
 pip download -q --no-deps --no-binary :all: "transformers==$version" -d "$tmp"
 tar -xzf "$tmp"/transformers-*.tar.gz -C "$tmp"
 cp -r "$tmp"/transformers-*/tests "$HERE/upstream/tests"
-for part in tests/generation tests/exporters tests/utils utils/test_module; do
+# tests/__init__.py (empty) is not in the sdist either: without it test_configuration_common.py's
+# direct_transformers_import(tests/) fails
+for part in tests/__init__.py tests/generation tests/exporters tests/utils utils/test_module; do
   mkdir -p "$HERE/upstream/$(dirname "$part")" && rm -rf "$HERE/upstream/$part" && cp -r "$clone/$part" "$HERE/upstream/$part"
 done
 rm -rf "$tmp"

@@ -13,7 +13,7 @@
 # explained in README.md) and the probe passes; 1 when any other test fails or errors, or the probe does not pass;
 # 2 when the tests cannot run (not fetched, or fetched for another transformers release).
 # Logs: tools/transformers-tests/logs/.
-set -u
+set -u -o pipefail  # `summarize.py --unexpected ... | cut` must fail when summarize.py does
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$HERE"
