@@ -92,6 +92,13 @@ def set_max_new_characters(page, value: int) -> None:
     page.fill("#max-new-tokens input", str(value))
 
 
+def wait_for_output(page, prompt: str, new_characters: int, timeout: int = 60_000) -> None:
+    """Until the output is `prompt` and at least `new_characters` more: this click's text, not the one before it."""
+    page.wait_for_function("([prompt, n]) => { const v = document.querySelector('#output textarea')?.value;"
+                           " return !!v && v.startsWith(prompt) && v.length >= prompt.length + n; }",
+                           arg=[prompt, new_characters], timeout=timeout)
+
+
 def test_generate_streams_then_see_inside_shows_the_plots(page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.fill("#prompt textarea", PROMPT)
@@ -99,7 +106,7 @@ def test_generate_streams_then_see_inside_shows_the_plots(page):
     page.evaluate(RECORD_OUTPUT)
     page.click("#generate-btn")
     full = len(PROMPT) + 1000
-    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {full}", timeout=60_000)
+    page.wait_for_function(f"document.querySelector('#output textarea')?.value.length >= {full}", timeout=60_000)
     samples = page.evaluate("window.__samples")
     text = page.input_value("#output textarea")
     assert text.startswith(PROMPT) and len(text) == full
@@ -130,7 +137,7 @@ def test_stop_ends_the_stream(page):
     set_max_new_characters(page, 1000)
     page.evaluate(RECORD_OUTPUT)
     page.click("#generate-btn")
-    page.wait_for_function(f"document.querySelector('#output textarea').value.length > {len(PROMPT) + 5}")
+    page.wait_for_function(f"document.querySelector('#output textarea')?.value.length > {len(PROMPT) + 5}")
     page.click("#stop-btn")
     page.wait_for_timeout(1500)
     stopped_at = len(page.input_value("#output textarea"))
@@ -164,8 +171,8 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     page.wait_for_selector("#train-text textarea", state="visible")
     page.fill("#train-seconds input", "1")
     page.click("#train-btn")
-    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 1') && "
-                           "document.querySelector('#train-text').innerText.includes('Nothing to train on')",
+    page.wait_for_function("document.querySelector('#train-seconds')?.innerText.includes('got 1') && "
+                           "document.querySelector('#train-text')?.innerText.includes('Nothing to train on')",
                            timeout=30_000)
     assert ("The time budget must be between 5 and 60 seconds (this server's cap), got 1"
             in page.inner_text("#train-seconds"))
@@ -174,7 +181,7 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     page.fill("#train-text textarea", "\n".join(f"line {i}: λ → {i * i}" for i in range(300)))
     page.fill("#train-seconds input", "9999")
     page.click("#train-btn")
-    page.wait_for_function("document.querySelector('#train-seconds').innerText.includes('got 9999')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#train-seconds')?.innerText.includes('got 9999')", timeout=30_000)
     assert "Nothing to train on" not in page.inner_text("#train-text")  # the next press cleared it
 
     picture = tmp_path / "picture.png"
@@ -182,11 +189,11 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     page.get_by_label("upload a .txt").check()
     page.wait_for_selector("#train-file", state="visible")
     page.locator("#train-file input[type=file]").set_input_files(str(picture))
-    page.wait_for_function("document.querySelector('#train-file').innerText.replace(/\\s/g, '').includes('picture.png')",
+    page.wait_for_function("document.querySelector('#train-file')?.innerText.replace(/\\s/g, '').includes('picture.png')",
                            timeout=15_000)
     page.fill("#train-seconds input", "10")
     page.click("#train-btn")
-    page.wait_for_function("document.querySelector('#train-file').innerText.includes('is not a text file')",
+    page.wait_for_function("document.querySelector('#train-file')?.innerText.includes('is not a text file')",
                            timeout=30_000)
     assert "picture.png is not a text file: it looks like a picture" in page.inner_text("#train-file")
     assert "got 9999" not in page.inner_text("#train-seconds")
@@ -199,7 +206,7 @@ def test_refusals_stay_beside_their_field_and_numbers_are_never_clamped(page, se
     page.get_by_role("tab", name="See inside").click()
     page.fill("#prompt textarea", "héllo")
     page.click("#inspect-btn")
-    page.wait_for_function("document.querySelector('#context').innerText.includes(\"'é'\")", timeout=30_000)
+    page.wait_for_function("document.querySelector('#context')?.innerText.includes(\"'é'\")", timeout=30_000)
     assert "not in the model's vocabulary" in page.inner_text("#context")
     page.wait_for_timeout(500)
     assert page.evaluate(ERROR_BADGES) == 0
@@ -331,19 +338,16 @@ def test_train_watch_it_learn_stop_then_generate_from_the_trained_model(page, se
     page.fill("#prompt textarea", prompt)
     set_max_new_characters(page, 100)
     page.click("#generate-btn")
-    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {len(prompt) + 100}",
-                           timeout=60_000)
-    assert page.input_value("#output textarea").startswith(prompt)
+    wait_for_output(page, prompt, 100)
     page.screenshot(path=str(ARTIFACTS / "app-train-generate.png"), full_page=True)
 
     # Back to the served model, which has never seen 'Q': Generate's prompt becomes one it can read.
     page.check("#model-choice input[value='served']")
-    page.wait_for_function("document.querySelector('#prompt textarea').value === 'ROMEO:\\n'", timeout=15_000)
+    page.wait_for_function("document.querySelector('#prompt textarea')?.value === 'ROMEO:\\n'", timeout=15_000)
     assert "tiny" in page.inner_text("#facts")
     page.click("#generate-btn")
-    page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {len(PROMPT) + 100}",
-                           timeout=60_000)
-    assert page.input_value("#output textarea").startswith(PROMPT) and page.evaluate(TOASTS) == []
+    wait_for_output(page, PROMPT, 100)  # the served model's text replaces the trained one's
+    assert page.evaluate(TOASTS) == []
 
 
 # The loss lines as drawn: [colour, stroke width] in the order they are painted (the last one on top).
@@ -391,11 +395,11 @@ def test_the_train_tab_on_a_phone(browser, server):
         page.screenshot(path=str(ARTIFACTS / "app-train-phone.png"), full_page=True)
 
         page.get_by_role("tab", name="Generate").click()
-        page.wait_for_function("document.querySelector('#prompt textarea').value === 'Twinkle, twinkle,'",
+        page.wait_for_function("document.querySelector('#prompt textarea')?.value === 'Twinkle, twinkle,'",
                                timeout=15_000)
         assert "Twinkle, twinkle," in page.inner_text(EXAMPLES) and "ROMEO" not in page.inner_text(EXAMPLES)
         page.click("#generate-btn")
-        page.wait_for_function("document.querySelector('#output textarea').value.length > 40", timeout=60_000)
+        page.wait_for_function("document.querySelector('#output textarea')?.value.length > 40", timeout=60_000)
         assert page.input_value("#output textarea").startswith("Twinkle, twinkle,") and page.evaluate(TOASTS) == []
         page.screenshot(path=str(ARTIFACTS / "app-train-phone-generate.png"))
     finally:
@@ -446,7 +450,7 @@ def test_closing_the_tab_stops_its_training_and_frees_it(browser, server):
     before = set(server.tmp.glob("tinygpt-demo-*/run-*"))
     page.get_by_role("tab", name="Train").click()
     page.click("#train-btn")
-    page.wait_for_function("document.querySelector('#train-progress').innerText.includes('s left')", timeout=60_000)
+    page.wait_for_function("document.querySelector('#train-progress')?.innerText.includes('s left')", timeout=60_000)
     (run,) = set(server.tmp.glob("tinygpt-demo-*/run-*")) - before
     page.close()
     deadline = time.monotonic() + 30  # gradio notices the closed tab when its heartbeat connection drops
@@ -466,7 +470,7 @@ def test_train_on_an_uploaded_file(page, tmp_path):
     page.get_by_label("upload a .txt").check()
     page.locator("#train-file input[type=file]").set_input_files(str(upload))
     # The file's name shows once it is uploaded (gradio writes the stem and the extension in separate elements).
-    page.wait_for_function("document.querySelector('#train-file').innerText.replace(/\\s/g, '').includes('squares.txt')",
+    page.wait_for_function("document.querySelector('#train-file')?.innerText.replace(/\\s/g, '').includes('squares.txt')",
                            timeout=15_000)
     page.click("#train-btn")
     page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)
@@ -478,14 +482,14 @@ def test_train_on_an_uploaded_file(page, tmp_path):
     assert page.locator("#train-samples .newest strong").inner_text() == f"Newest sample: step {stopped:,} · val {val:.3f}"
 
     page.get_by_role("tab", name="Generate").click()
-    page.wait_for_function("document.querySelector('#prompt textarea').value === '0 λ → 0\\n'", timeout=15_000)
+    page.wait_for_function("document.querySelector('#prompt textarea')?.value === '0 λ → 0\\n'", timeout=15_000)
     examples = page.inner_text(EXAMPLES)
     assert "1 λ → 1" in examples and "ROMEO" not in examples
     page.click("#generate-btn")
-    page.wait_for_function("document.querySelector('#output textarea').value.length > 20", timeout=60_000)
+    page.wait_for_function("document.querySelector('#output textarea')?.value.length > 20", timeout=60_000)
     assert set(page.input_value("#output textarea")) <= set(text) and page.evaluate(TOASTS) == []
     page.check("#model-choice input[value='served']")
-    page.wait_for_function("document.querySelector('#prompt textarea').value === 'ROMEO:\\n'", timeout=15_000)
+    page.wait_for_function("document.querySelector('#prompt textarea')?.value === 'ROMEO:\\n'", timeout=15_000)
     assert "ROMEO" in page.inner_text(EXAMPLES) and "λ" not in page.inner_text(EXAMPLES)
 
 
@@ -500,7 +504,7 @@ def test_fine_tune_the_served_model_from_the_page(page):
             "return [w.opacity, w.backgroundColor]; })()"
     enabled = page.evaluate(looks)
     page.get_by_label("the model being served (tiny)").check()
-    page.wait_for_function("document.querySelector('#train-size input').disabled", timeout=10_000)
+    page.wait_for_function("document.querySelector('#train-size input')?.disabled", timeout=10_000)
     assert ("Fine-tuning keeps the served model's size (2 layers · 4 heads · 64 wide · context 32)"
             in page.inner_text("#train-size"))
     disabled = page.evaluate(looks)
@@ -508,7 +512,7 @@ def test_fine_tune_the_served_model_from_the_page(page):
     page.get_by_label("scratch (random weights)").check()
     page.wait_for_function("!document.querySelector('#train-size input').disabled", timeout=10_000)
     page.get_by_label("the model being served (tiny)").check()
-    page.wait_for_function("document.querySelector('#train-size input').disabled", timeout=10_000)
+    page.wait_for_function("document.querySelector('#train-size input')?.disabled", timeout=10_000)
     page.click("#train-btn")
     page.wait_for_function(f"{SAMPLES} >= 1", timeout=60_000)
     assert "Fine-tuning the served model tiny on the pasted text" in page.inner_text("#train-progress")
@@ -527,15 +531,15 @@ def test_a_second_training_waits_with_its_place_in_line_and_stop_leaves_the_line
             page.goto(server.url)
             page.get_by_role("tab", name="Train").click()
         first.click("#train-btn")
-        first.wait_for_function("document.querySelector('#train-progress').innerText.includes('s left')",
+        first.wait_for_function("document.querySelector('#train-progress')?.innerText.includes('s left')",
                                 timeout=60_000)
         second.click("#train-btn")
-        second.wait_for_function("/Waiting: 1st in line, about \\d+ s/.test(document.querySelector('#train-progress').innerText)",
+        second.wait_for_function("/Waiting: 1st in line, about \\d+ s/.test(document.querySelector('#train-progress')?.innerText)",
                                  timeout=30_000)
         assert second.is_disabled("#train-btn")
         second.screenshot(path=str(ARTIFACTS / "app-train-queued.png"), full_page=True)
         second.click("#train-stop-btn")
-        second.wait_for_function("document.querySelector('#train-progress').innerText.includes('given up')")
+        second.wait_for_function("document.querySelector('#train-progress')?.innerText.includes('given up')")
         second.wait_for_function("!document.querySelector('#train-btn').disabled", timeout=15_000)
         first.click("#train-stop-btn")
         first.wait_for_selector("#train-download", state="visible", timeout=60_000)

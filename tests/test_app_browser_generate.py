@@ -131,8 +131,10 @@ def test_with_the_servers_generate_blocked_the_browser_writes_the_servers_greedy
 
         ask(page, "ROMEO:\n", 1000, temperature=0.8, seed=1)
         page.evaluate("tinygptBrowser.last = null")
+        before = page.input_value("#output textarea")  # the last text: Stop must come while this one is written
         page.click("#generate-btn")
-        page.wait_for_function("document.querySelector('#output textarea').value.length > 40")
+        page.wait_for_function("before => { const v = document.querySelector('#output textarea')?.value;"
+                               " return !!v && v !== before && v.length > 40; }", arg=before)
         page.click("#stop-btn")
         page.wait_for_function("tinygptBrowser.last && tinygptBrowser.last.stopped", timeout=10_000)
         stopped_at = len(page.input_value("#output textarea"))
@@ -154,7 +156,7 @@ def test_with_the_servers_generate_blocked_the_browser_writes_the_servers_greedy
         ask(page, "ROMEO:\n", 60)
         page.click("#generate-btn")
         expected = server_text(server, "ROMEO:\n", 60)
-        page.wait_for_function("text => document.querySelector('#output textarea').value === text", arg=expected,
+        page.wait_for_function("text => document.querySelector('#output textarea')?.value === text", arg=expected,
                                timeout=60_000)
         assert len(page.joins) == 2  # the unknown characters' request, and this one
 
@@ -218,7 +220,7 @@ def test_the_server_writes_where_the_browser_cannot_and_the_page_says_why(browse
         ask(page, "ROMEO:\n", 60)
         page.click("#generate-btn")
         full = len("ROMEO:\n") + 60
-        page.wait_for_function(f"document.querySelector('#output textarea').value.length >= {full}", timeout=60_000)
+        page.wait_for_function(f"document.querySelector('#output textarea')?.value.length >= {full}", timeout=60_000)
         assert len(page.joins) == 1  # the server wrote it
         assert page.input_value("#output textarea") == server_text(server, "ROMEO:\n", 60)
     finally:
